@@ -42,6 +42,12 @@ def go_template_text(text: str) -> str:
     return text.replace("{{", '{{ "{{" }}')
 
 
+def relabel_replacement(text: str) -> str:
+    """A relabelling ``replacement`` that yields ``text``: Prometheus expands ``$1`` and ``${name}`` there, so
+    a literal ``$`` is written ``$$``."""
+    return text.replace("$", "$$")
+
+
 def number(value: float) -> str:
     """A threshold as Prometheus and people both read it: 0.25, 30, 1e-06."""
     if math.isfinite(value) and value == int(value) and abs(value) < 1e15:

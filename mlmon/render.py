@@ -79,6 +79,7 @@ def template_environment(templates_dir: str | Path | None = None) -> jinja2.Envi
         yaml=_yaml_filter,
         promql_string=escape.promql_string,
         go_text=escape.go_template_text,
+        relabel_replacement=escape.relabel_replacement,
         number=escape.number,
         block=_block_filter,
         grafana_text=lambda text: str(text).replace("$", "$$"),
@@ -97,8 +98,10 @@ def _yaml_filter(value: Any) -> str:
 
 
 def _block_filter(text: str, indent: int) -> str:
-    """Multi-line text as a YAML literal block (``|-``), indented ``indent`` spaces; one line as a scalar."""
-    if "\n" not in text:
+    """Text as a YAML literal block (``|-``) indented ``indent`` spaces, so PromQL reads as written: a block
+    keeps quotes, backslashes and ``#`` verbatim. Text a block cannot hold (leading or trailing blanks) is
+    quoted instead."""
+    if not text or text != text.strip() or any(line != line.rstrip() for line in text.split("\n")):
         return escape.yaml_string(text)
     pad = " " * indent
     return "|-\n" + "\n".join(pad + line if line else "" for line in text.split("\n"))
@@ -315,3 +318,65 @@ def apply_plan(plan: Plan, force: bool = False) -> ApplyResult:
             "to overwrite",
         )
     return ApplyResult(written, copies)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Entry points for the commands
+
+
+def plan_outputs(
+    spec: Spec, out_dir: str | Path, templates_dir: str | Path | None = None, only: Iterable[str] = ALL_OUTPUTS
+) -> Plan:
+    """Render ``spec`` and plan the changes in ``out_dir``: what `mlmon init` and `render-alerts` apply.
+
+    >>> plan = plan_outputs(load_spec("mlmon.yaml"), "monitoring")  # doctest: +SKIP
+    >>> [(c.path, c.action) for c in plan.changes][:1]  # doctest: +SKIP
+    [('prometheus/prometheus.yml', 'create')]
+    """
+    return plan_changes(out_dir, render_outputs(spec, templates_dir, only))
+
+
+@dataclass(frozen=True)
+class NewModel:
+    name: str
+    targets: tuple[str, ...]
+    task: str = "classification"
+    features: tuple[tuple[str, str], ...] = ()  # (name, numerical|categorical)
+
+
+def render_spec_file(
+    project: str,
+    models: Iterable[NewModel],
+    prometheus_url: str = "http://127.0.0.1:9090",
+    alertmanager_url: str = "http://127.0.0.1:9093",
+    mlflow_uri: str = "sqlite:///mlflow.db",
+    templates_dir: str | Path | None = None,
+    source: str = "mlmon.yaml",
+) -> tuple[str, Spec]:
+    """The text of a new, commented mlmon.yaml, and the spec it loads as (so a bad flag fails here, with the
+    same message a hand-written file would get)."""
+    from mlmon.spec import spec_from_yaml
+
+    env = template_environment(templates_dir)
+    models = [
+        {
+            "name": m.name,
+            "registered_model": m.name,
+            "task": m.task,
+            "targets": m.targets,
+            "features": [{"name": n, "type": t} for n, t in m.features],
+        }
+        for m in models
+    ]
+    text = render_template(
+        env,
+        SPEC_TEMPLATE,
+        {
+            "project": project,
+            "models": models,
+            "prometheus_url": prometheus_url,
+            "alertmanager_url": alertmanager_url,
+            "mlflow_uri": mlflow_uri,
+        },
+    )
+    return text, spec_from_yaml(text, source)

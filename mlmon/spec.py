@@ -613,17 +613,19 @@ def _receiver(r: _Reader) -> Receiver:
     if r.has("slack"):
         s = r.child("slack")
         api_url_file = s.get("api_url_file", _path_text, None)
+        channel, send_resolved = s.get("channel", _name, "#ml-alerts"), s.get("send_resolved", _bool, True)
+        s.finish(hints=_INLINE_SECRET_HINTS)  # an inline secret is the likelier mistake: name it first
         if api_url_file is None:
             raise s.error("needs api_url_file", _INLINE_SECRET_HINTS["api_url"])
-        slack = SlackReceiver(api_url_file, s.get("channel", _name, "#ml-alerts"), s.get("send_resolved", _bool, True))
-        s.finish(hints=_INLINE_SECRET_HINTS)
+        slack = SlackReceiver(api_url_file, channel, send_resolved)
     if r.has("pagerduty"):
         p = r.child("pagerduty")
         routing_key_file = p.get("routing_key_file", _path_text, None)
+        send_resolved = p.get("send_resolved", _bool, True)
+        p.finish(hints=_INLINE_SECRET_HINTS)
         if routing_key_file is None:
             raise p.error("needs routing_key_file", _INLINE_SECRET_HINTS["routing_key"])
-        pagerduty = PagerDutyReceiver(routing_key_file, p.get("send_resolved", _bool, True))
-        p.finish(hints=_INLINE_SECRET_HINTS)
+        pagerduty = PagerDutyReceiver(routing_key_file, send_resolved)
     if r.has("email"):
         e = r.child("email")
         missing = [k for k in ("to", "from", "smarthost") if not e.has(k)]
@@ -707,6 +709,8 @@ def _spec(r: _Reader) -> Spec:
     defaults = r.child("defaults")
     default_thresholds = defaults.raw("thresholds")
     defaults.finish()
+    if default_thresholds is not None:  # report a mistake in the defaults there, not under every model
+        _thresholds(_Reader(default_thresholds, "defaults.thresholds", r.source))
     models = [_model(mr, default_thresholds) for mr in r.children("models")]
     if not models:
         raise r.error("lists no models", "add a models: list; `mlmon init` writes an example", key="models")

@@ -1,0 +1,177 @@
+"""`mlmon init`: write mlmon.yaml (from flags or prompts) and render the monitoring files from it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlmon.cli import output
+from mlmon.cli.output import escape, handles_errors
+from mlmon.errors import CheckFailed, MlmonError
+
+ACTION_STYLE = {"create": "green", "update": "cyan", "identical": "dim", "conflict": "bold red"}
+
+SpecOption = Annotated[
+    Path, typer.Option("--spec", "-s", envvar="MLMON_SPEC", help="The spec file.", show_default=True)
+]
+OutOption = Annotated[
+    Path, typer.Option("--out", "-o", envvar="MLMON_OUT", help="Folder the generated files go into.")
+]
+TemplatesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--templates-dir", envvar="MLMON_TEMPLATES_DIR", help="Folder with templates that override mlmon's own."
+    ),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")]
+DiffOption = Annotated[bool, typer.Option("--diff", help="With the plan, print a unified diff of each change.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files edited since mlmon wrote them.")]
+CheckOption = Annotated[
+    bool, typer.Option("--check", help="Write nothing; exit 3 if any file would change (for CI).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the plan as JSON on stdout.")]
+
+
+@handles_errors
+def init_command(
+    spec_path: SpecOption = Path("mlmon.yaml"),
+    out: OutOption = Path("monitoring"),
+    project: Annotated[str | None, typer.Option(help="Project name, for a new spec.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name, for a new spec.")] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="host:port of the model service's /metrics (repeatable).")
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option(help="A feature as NAME or NAME:categorical (repeatable).")
+    ] = None,
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    prometheus_url: Annotated[str, typer.Option(envvar="MLMON_PROMETHEUS_URL")] = "http://127.0.0.1:9090",
+    alertmanager_url: Annotated[str, typer.Option(envvar="MLMON_ALERTMANAGER_URL")] = "http://127.0.0.1:9093",
+    mlflow_uri: Annotated[str, typer.Option(envvar="MLFLOW_TRACKING_URI")] = "sqlite:///mlflow.db",
+    no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt; use flags and defaults.")] = False,
+    templates_dir: TemplatesOption = None,
+    dry_run: DryRunOption = False,
+    diff: DiffOption = False,
+    force: ForceOption = False,
+    check: CheckOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write mlmon.yaml if it is missing, then render Prometheus, Alertmanager and Grafana files from it.
+
+    Safe to re-run: files you have not touched are updated, files you edited are left alone (the new version
+    goes beside them as FILE.mlmon-new and the command exits 1), unless --force.
+    """
+    from mlmon.render import FileChange, NewModel, apply_plan, plan_outputs, render_spec_file, write_atomic
+    from mlmon.spec import load_spec
+
+    spec_change: FileChange | None = None
+    new_spec_flags = {"--project": project, "--model": model, "--target": target, "--feature": feature}
+    if spec_path.exists():
+        given = [flag for flag, value in new_spec_flags.items() if value]
+        if given:
+            raise MlmonError(
+                f"{spec_path} exists, so {', '.join(given)} would be ignored",
+                f"edit {spec_path} instead, or pass --spec NEW.yaml to start a new spec",
+            )
+        spec = load_spec(spec_path)
+    else:
+        interactive = not no_input and sys.stdin.isatty()
+        answers = _ask(project, model, target, feature) if interactive else {}
+        text, spec = render_spec_file(
+            project=answers.get("project") or project or "my-project",
+            models=[
+                NewModel(
+                    name=answers.get("model") or model or "my-model",
+                    targets=tuple(answers.get("targets") or target or ["127.0.0.1:8000"]),
+                    task=task,
+                    features=tuple(_parse_feature(f) for f in (answers.get("features") or feature or [])),
+                )
+            ],
+            prometheus_url=prometheus_url,
+            alertmanager_url=alertmanager_url,
+            mlflow_uri=mlflow_uri,
+            templates_dir=templates_dir,
+            source=str(spec_path),
+        )
+        spec_change = FileChange(str(spec_path), "create", text)
+
+    plan = plan_outputs(spec, out, templates_dir)
+    show_plan(plan, spec_change, json_output=json_output, diff=diff, dry_run=dry_run or check)
+    if check:
+        if plan.has_changes or spec_change:
+            raise CheckFailed("the generated files are out of date", "run `mlmon init` to update them")
+        return
+    if dry_run:
+        return
+    if spec_change:
+        write_atomic(spec_path, spec_change.content)
+    apply_plan(plan, force=force)
+
+
+def _parse_feature(text: str) -> tuple[str, str]:
+    name, _, kind = text.rpartition(":") if text.endswith((":numerical", ":categorical")) else (text, "", "")
+    return name, kind or "numerical"
+
+
+def _ask(
+    project: str | None, model: str | None, target: list[str] | None, feature: list[str] | None
+) -> dict[str, Any]:
+    """Prompt on stderr for what the flags did not say."""
+    from rich.prompt import Prompt
+
+    console = output.stderr()
+    console.print("No mlmon.yaml here yet; a few questions to write one ([dim]--no-input to skip[/]).")
+    answers: dict[str, Any] = {}
+    answers["project"] = project or Prompt.ask("Project name", default="my-project", console=console)
+    answers["model"] = model or Prompt.ask("Model name", default="my-model", console=console)
+    answers["targets"] = target or Prompt.ask(
+        "Model service host:port (comma-separated)", default="127.0.0.1:8000", console=console
+    ).replace(" ", "").split(",")
+    if feature is None:
+        listed = Prompt.ask(
+            "Features, comma-separated, NAME or NAME:categorical (empty for none)", default="", console=console
+        )
+        answers["features"] = [f.strip() for f in listed.split(",") if f.strip()]
+    return answers
+
+
+def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry_run: bool) -> None:
+    """The plan on stdout: one line per file with its action, and diffs with --diff."""
+    from mlmon.render import CONFLICT_SUFFIX
+
+    changes = ([spec_change] if spec_change else []) + list(plan.changes)
+    if json_output:
+        output.print_json(
+            {
+                "out": str(plan.root),
+                "dry_run": dry_run,
+                "changes": [
+                    {
+                        "path": c.path if c is spec_change else str(plan.root / c.path),
+                        "action": c.action,
+                        **({"diff": c.diff()} if diff else {}),
+                    }
+                    for c in changes
+                ],
+            }
+        )
+        return
+    console = output.stdout()
+    for change in changes:
+        path = change.path if change is spec_change else str(plan.root / change.path)
+        style = ACTION_STYLE[change.action]
+        note = ""
+        if change.action == "conflict":
+            note = (
+                "  [dim](edited since mlmon wrote it; would write "
+                if dry_run
+                else "  [dim](edited since mlmon wrote it; new version in "
+            ) + escape(path + CONFLICT_SUFFIX) + ")[/]"
+        console.print(f"[{style}]{change.action:>9}[/]  {escape(path)}{note}")
+        if diff and change.action != "identical":
+            console.print(escape(change.diff()), end="")
+    if dry_run:
+        output.info("[dim]dry run: nothing written[/]")

@@ -1,0 +1,73 @@
+"""Real servers for tests, on 127.0.0.1 only, each stopped by the process id this module started."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(args: list[str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server for the duration of a ``with`` block; its output goes to ``log`` for failure messages."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str, log: Path | None = None) -> T:
+    """Call ``check`` until it returns something other than None; fail with the server log after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result is not None:
+                return result
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            last_error = exc
+        time.sleep(0.25)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})\n{tail}")
+
+
+@contextmanager
+def prometheus(binary: str, config: Path, workdir: Path) -> Iterator[str]:
+    """A real Prometheus with ``config`` on a free loopback port; yields its base URL once it is ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "prometheus.log"
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+    with running(args, log):
+        poll(lambda: True if requests.get(f"{url}/-/ready", timeout=2).ok else None, 60, "Prometheus ready", log)
+        yield url

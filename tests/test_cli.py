@@ -1,0 +1,175 @@
+"""The command line: exit codes, stdout versus stderr, and no traceback for a mistake a user can fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlmon.cli import app
+from mlmon.render import ALERT_RULES, ALERTMANAGER_CONFIG, ALL_OUTPUTS, CONFLICT_SUFFIX
+
+runner = CliRunner()
+ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
+
+
+def run(*args: str, cwd: Path) -> tuple[int, str, str]:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = runner.invoke(app, list(args), env=ENV)
+    finally:
+        os.chdir(old)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
+    code, out, err = run(
+        "init", "--no-input", "--model", "fraud", "--feature", "amount", "--feature", "mcc:categorical", cwd=tmp_path
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "   create  mlmon.yaml"
+    assert lines[1:] == [f"   create  monitoring/{path}" for path in ALL_OUTPUTS]
+    spec_text = (tmp_path / "mlmon.yaml").read_text()
+    assert "- name: \"fraud\"" in spec_text
+    assert '{name: "mcc", type: categorical}' in spec_text
+
+    code, out, _ = run("init", "--no-input", cwd=tmp_path)
+    assert code == 0
+    assert out.splitlines() == [f"identical  monitoring/{path}" for path in ALL_OUTPUTS]
+
+
+def test_init_refuses_new_spec_flags_when_spec_exists(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    code, out, err = run("init", "--model", "other", cwd=tmp_path)
+    assert code == 1
+    assert "error: mlmon.yaml exists, so --model would be ignored" in err
+    assert "Traceback" not in err
+
+
+def test_dry_run_and_check_write_nothing(tmp_path: Path) -> None:
+    code, out, err = run("init", "--no-input", "--dry-run", cwd=tmp_path)
+    assert code == 0
+    assert "   create  monitoring/prometheus/prometheus.yml" in out
+    assert "dry run: nothing written" in err
+    assert list(tmp_path.iterdir()) == []
+
+    code, out, err = run("init", "--no-input", "--check", cwd=tmp_path)
+    assert code == 3
+    assert "error: the generated files are out of date" in err
+    assert list(tmp_path.iterdir()) == []
+
+    run("init", "--no-input", cwd=tmp_path)
+    assert run("init", "--check", cwd=tmp_path)[0] == 0
+
+
+def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    edited = tmp_path / "monitoring" / ALERTMANAGER_CONFIG
+    edited.write_text(edited.read_text() + "# mine\n")
+    spec = tmp_path / "mlmon.yaml"
+    spec.write_text(spec.read_text().replace("error_ratio: 0.05", "error_ratio: 0.07"))
+
+    code, out, err = run("init", "--dry-run", "--diff", cwd=tmp_path)
+    assert code == 0
+    assert f"   update  monitoring/{ALERT_RULES}" in out
+    assert f" conflict  monitoring/{ALERTMANAGER_CONFIG}" in out
+    assert "+          model:mlmon_request_errors:ratio_rate5m{model=\"my-model\"} > 0.07" in out
+
+    code, out, err = run("init", cwd=tmp_path)
+    assert code == 1
+    assert "were edited since mlmon wrote them" in err
+    assert "--force" in err
+    assert edited.read_text().endswith("# mine\n")
+    assert (tmp_path / "monitoring" / (ALERTMANAGER_CONFIG + CONFLICT_SUFFIX)).exists()
+    assert "> 0.07" in (tmp_path / "monitoring" / ALERT_RULES).read_text()
+
+    code, _, _ = run("init", "--force", cwd=tmp_path)
+    assert code == 0
+    assert not edited.read_text().endswith("# mine\n")
+
+
+def test_json_plan(tmp_path: Path) -> None:
+    code, out, _ = run("init", "--no-input", "--json", cwd=tmp_path)
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["dry_run"] is False
+    assert plan["changes"][0] == {"path": "mlmon.yaml", "action": "create"}
+    assert len(plan["changes"]) == 1 + len(ALL_OUTPUTS)
+
+
+def test_spec_error_is_one_message_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "mlmon.yaml").write_text("models:\n  - name: m\n    targets: [h:1]\n    thresholds: {psi_warnng: 1}\n")
+    code, out, err = run("render-alerts", cwd=tmp_path)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "error: mlmon.yaml:4: models[0].thresholds.psi_warnng: unknown key 'psi_warnng'\n"
+        "hint: did you mean 'psi_warning'?\n"
+    )
+
+
+def test_render_alerts_to_stdout_and_file(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    code, out, _ = run("render-alerts", "--output", "-", cwd=tmp_path)
+    assert code == 0
+    assert out == (tmp_path / "monitoring" / ALERT_RULES).read_text()
+    code, _, _ = run("render-alerts", "--output", "rec.yml", "--kind", "recording", cwd=tmp_path)
+    assert code == 0
+    assert (tmp_path / "rec.yml").read_text().startswith("# Generated by mlmon")
+
+
+def test_render_alerts_updates_only_rule_files(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    spec = tmp_path / "mlmon.yaml"
+    spec.write_text(spec.read_text().replace("psi_critical: 0.25", "psi_critical: 0.4"))
+    code, out, _ = run("render-alerts", cwd=tmp_path)
+    assert code == 0
+    assert out.splitlines() == [
+        "identical  monitoring/prometheus/rules/mlmon-recording.yml",
+        "   update  monitoring/prometheus/rules/mlmon-alerts.yml",
+        "   update  monitoring/prometheus/tests/mlmon-alerts-test.yml",
+    ]
+    assert run("init", "--check", cwd=tmp_path)[0] == 3, "the dashboard thresholds still wait for init"
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    code, _, err = run("init", "--no-such-flag", cwd=tmp_path)
+    assert code == 2
+    assert "No such option" in err
+
+
+def test_missing_spec_for_render_alerts(tmp_path: Path) -> None:
+    code, _, err = run("render-alerts", cwd=tmp_path)
+    assert code == 1
+    assert err.startswith("error: mlmon.yaml not found\nhint: run `mlmon init`")
+
+
+def test_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
+    code, out, _ = run("init", "--no-input", "--out", "[bold]x[/red]", "--dry-run", cwd=tmp_path)
+    assert code == 0
+    assert "create  [bold]x[/red]/prometheus/prometheus.yml" in out
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlmon", "--version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("mlmon ")
+
+
+@pytest.mark.parametrize("command", ["init", "render-alerts", "check"])
+def test_every_command_is_documented_in_the_readme(command: str) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"mlmon {command}" in readme
+    code = runner.invoke(app, [command, "--help"], env=ENV).exit_code
+    assert code == 0
