@@ -58,7 +58,7 @@ class AlertTest:
 def psi(current: list[float], reference: list[float], epsilon: float = c.PSI_EPSILON) -> float:
     """Population stability index with both shares clamped to ``epsilon`` (the recording rules' formula)."""
     total = 0.0
-    for a, e in zip(current, reference):
+    for a, e in zip(current, reference, strict=True):
         a, e = max(a, epsilon), max(e, epsilon)
         total += (a - e) * math.log(a / e)
     return total

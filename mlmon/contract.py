@@ -42,13 +42,23 @@ class Metric:
 
 
 MODEL_INFO = Metric(
-    "mlmon_model_info", "gauge", ("model", "version", "run_id"), "Which model version this service runs (always 1)."
+    "mlmon_model_info",
+    "gauge",
+    ("model", "version", "run_id"),
+    "Which model version this service runs (always 1).",
 )
 REQUESTS = Metric(
-    "mlmon_requests_total", "counter", ("model", "version", "status"), "Prediction requests by status (ok, error)."
+    "mlmon_requests_total",
+    "counter",
+    ("model", "version", "status"),
+    "Prediction requests by status (ok, error).",
 )
 REQUEST_DURATION = Metric(
-    "mlmon_request_duration_seconds", "histogram", ("model", "version"), "Prediction latency.", LATENCY_BUCKETS
+    "mlmon_request_duration_seconds",
+    "histogram",
+    ("model", "version"),
+    "Prediction latency.",
+    LATENCY_BUCKETS,
 )
 PREDICTION_BIN = Metric(
     "mlmon_prediction_bin_total",
@@ -106,7 +116,10 @@ FEEDBACK = Metric(
     "Delayed ground truth joined to predictions.",
 )
 REFERENCE_ACCURACY = Metric(
-    "mlmon_reference_accuracy", "gauge", ("model", "version"), "Accuracy of the model version on its reference data."
+    "mlmon_reference_accuracy",
+    "gauge",
+    ("model", "version"),
+    "Accuracy of the model version on its reference data.",
 )
 MODEL_TRAINED_TIMESTAMP = Metric(
     "mlmon_model_trained_timestamp_seconds",

@@ -66,9 +66,12 @@ def template_environment(templates_dir: str | Path | None = None) -> jinja2.Envi
     search = [Path(templates_dir)] if templates_dir else []
     for folder in search:
         if not folder.is_dir():
-            raise TemplateError(f"templates folder {folder} does not exist", "pass an existing folder to --templates-dir")
+            raise TemplateError(
+                f"templates folder {folder} does not exist", "pass an existing folder to --templates-dir"
+            )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([*map(str, search), str(builtin_templates_dir())]),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -86,6 +89,19 @@ def template_environment(templates_dir: str | Path | None = None) -> jinja2.Envi
         json=lambda value: json.dumps(value, ensure_ascii=False),
     )
     return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached per user: compiling them is most of the cost of a run. The cache is keyed
+    by each template's source, so an edited or overriding template is compiled afresh."""
+    folder = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlmon" / f"jinja-{__version__}"
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home only makes runs slower
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def _yaml_filter(value: Any) -> str:
@@ -153,7 +169,7 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
         if name.endswith(".json.j2"):
             json.loads(text)
         else:
-            yaml.safe_load(text)
+            yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (ValueError, yaml.YAMLError) as exc:
         raise TemplateError(
             f"template {name} rendered text that does not parse: {exc}",
@@ -163,7 +179,7 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
     return text
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Plan
 
 Action = Literal["create", "identical", "update", "conflict"]
@@ -262,7 +278,7 @@ def plan_changes(root: str | Path, rendered: Mapping[str, str]) -> Plan:
     return Plan(root, changes, manifest)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Apply
 
 
@@ -320,12 +336,15 @@ def apply_plan(plan: Plan, force: bool = False) -> ApplyResult:
     return ApplyResult(written, copies)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Entry points for the commands
 
 
 def plan_outputs(
-    spec: Spec, out_dir: str | Path, templates_dir: str | Path | None = None, only: Iterable[str] = ALL_OUTPUTS
+    spec: Spec,
+    out_dir: str | Path,
+    templates_dir: str | Path | None = None,
+    only: Iterable[str] = ALL_OUTPUTS,
 ) -> Plan:
     """Render ``spec`` and plan the changes in ``out_dir``: what `mlmon init` and `render-alerts` apply.
 
@@ -358,7 +377,7 @@ def render_spec_file(
     from mlmon.spec import spec_from_yaml
 
     env = template_environment(templates_dir)
-    models = [
+    model_data = [
         {
             "name": m.name,
             "registered_model": m.name,
@@ -373,7 +392,7 @@ def render_spec_file(
         SPEC_TEMPLATE,
         {
             "project": project,
-            "models": models,
+            "models": model_data,
             "prometheus_url": prometheus_url,
             "alertmanager_url": alertmanager_url,
             "mlflow_uri": mlflow_uri,

@@ -20,7 +20,7 @@ RATE_WINDOW = "5m"
 EPS = number(c.PSI_EPSILON)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Rule data
 
 
@@ -113,7 +113,7 @@ class RuleGroup:
     rules: tuple[RecordingRule | AlertRule, ...] = field(default_factory=tuple)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Recorded series names: one function each, used by the alert rules, the dashboards and `mlmon status`.
 
 
@@ -193,7 +193,7 @@ def model_age() -> str:
     return "model:mlmon_model_age:seconds"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Recording rules
 
 _MV = "model, version"
@@ -227,9 +227,7 @@ def _rate_rules() -> RuleGroup:
                 f"(rate({c.REQUEST_DURATION.name}_bucket[{RATE_WINDOW}]))\n)",
             )
         )
-    rules.append(
-        RecordingRule(model_age(), f"time() - max by ({_MV}) ({c.MODEL_TRAINED_TIMESTAMP.name})")
-    )
+    rules.append(RecordingRule(model_age(), f"time() - max by ({_MV}) ({c.MODEL_TRAINED_TIMESTAMP.name})"))
     return RuleGroup(f"mlmon.rates.{RATE_WINDOW}", tuple(rules))
 
 
@@ -243,7 +241,7 @@ def _window_rules(w: str) -> RuleGroup:
     def per_class(label: str, correct_only: bool) -> str:
         selector = f'{fb}{{correct="true"}}' if correct_only else fb
         return (
-            f'sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) (increase({selector}[{w}])),\n'
+            f"sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) (increase({selector}[{w}])),\n"
             f'    "class", "$1", "{label}", "(.*)"\n  ))'
         )
 
@@ -285,10 +283,13 @@ def _window_rules(w: str) -> RuleGroup:
         RecordingRule(
             accuracy(w),
             _ratio_or_zero(
-                f'sum by ({_MV}) (increase({fb}{{correct="true"}}[{w}]))', f"sum by ({_MV}) (increase({fb}[{w}]))"
+                f'sum by ({_MV}) (increase({fb}{{correct="true"}}[{w}]))',
+                f"sum by ({_MV}) (increase({fb}[{w}]))",
             ),
         ),
-        RecordingRule(class_precision(w), f"(\n  {true_pos}\n  or\n  {predicted} * 0\n)\n/ on ({mvc})\n{predicted}"),
+        RecordingRule(
+            class_precision(w), f"(\n  {true_pos}\n  or\n  {predicted} * 0\n)\n/ on ({mvc})\n{predicted}"
+        ),
         RecordingRule(
             class_recall(w),
             f"(\n  {true_pos}\n  or\n  {actual} * 0\n)\n/ on ({mvc})\n{actual}",
@@ -308,7 +309,7 @@ def recording_rules(spec: Spec) -> tuple[RuleGroup, ...]:
     return (_rate_rules(), *(_window_rules(w) for w in spec.windows()))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Alert rules
 
 M = Label("model")
@@ -328,9 +329,17 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
     mvf = f"{_MV}, feature"
 
     def alert(
-        name: str, expr: str, for_: str, severity: str, signal: str, summary: Annotation, description: Annotation
+        name: str,
+        expr: str,
+        for_: str,
+        severity: str,
+        signal: str,
+        summary: Annotation,
+        description: Annotation,
     ) -> AlertRule:
-        return AlertRule(model.name, name, expr, for_, severity, signal, summary, description, _runbook(spec, name))
+        return AlertRule(
+            model.name, name, expr, for_, severity, signal, summary, description, _runbook(spec, name)
+        )
 
     target_sel = promql_matchers(**{c.TARGET_MODEL_LABEL: model.name})
     rules = [
@@ -342,7 +351,13 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "availability",
             _annotation("Model ", TM, ": target ", Label("instance"), " is down"),
             _annotation(
-                "Prometheus cannot scrape ", Label("instance"), " (job ", Label("job"), ") for model ", TM, "."
+                "Prometheus cannot scrape ",
+                Label("instance"),
+                " (job ",
+                Label("job"),
+                ") for model ",
+                TM,
+                ".",
             ),
         ),
         alert(
@@ -354,7 +369,10 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "availability",
             _annotation("Model ", M, " gets too little traffic"),
             _annotation(
-                "Requests per second over 5m: ", Value("%.4f"), " (minimum ", number(t.min_request_rate),
+                "Requests per second over 5m: ",
+                Value("%.4f"),
+                " (minimum ",
+                number(t.min_request_rate),
                 "; 1 means no series at all).",
             ),
         ),
@@ -366,8 +384,13 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "errors",
             _annotation("Model ", M, " fails ", Value("%.3f"), " of requests"),
             _annotation(
-                "Error ratio over 5m for version ", Label("version"), " is ", Value("%.4f"),
-                ", above ", number(t.error_ratio), ".",
+                "Error ratio over 5m for version ",
+                Label("version"),
+                " is ",
+                Value("%.4f"),
+                ", above ",
+                number(t.error_ratio),
+                ".",
             ),
         ),
         alert(
@@ -378,8 +401,13 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "latency",
             _annotation("Model ", M, " p95 latency is ", Value("%.3f"), "s"),
             _annotation(
-                "p95 latency over 5m for version ", Label("version"), " is ", Value("%.3f"),
-                "s, above ", number(t.latency_p95_seconds), "s.",
+                "p95 latency over 5m for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                "s, above ",
+                number(t.latency_p95_seconds),
+                "s.",
             ),
         ),
         alert(
@@ -390,8 +418,13 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "latency",
             _annotation("Model ", M, " p99 latency is ", Value("%.3f"), "s"),
             _annotation(
-                "p99 latency over 5m for version ", Label("version"), " is ", Value("%.3f"),
-                "s, above ", number(t.latency_p99_seconds), "s.",
+                "p99 latency over 5m for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                "s, above ",
+                number(t.latency_p99_seconds),
+                "s.",
             ),
         ),
     ]
@@ -406,8 +439,17 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
                 "drift",
                 _annotation("Feature ", F, " of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
                 _annotation(
-                    "PSI of ", F, " over ", dw, " for version ", Label("version"), " is ", Value("%.3f"),
-                    f", above the {severity} threshold ", number(threshold), ".",
+                    "PSI of ",
+                    F,
+                    " over ",
+                    dw,
+                    " for version ",
+                    Label("version"),
+                    " is ",
+                    Value("%.3f"),
+                    f", above the {severity} threshold ",
+                    number(threshold),
+                    ".",
                 ),
             )
         )
@@ -421,8 +463,15 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "prediction_drift",
             _annotation("Predictions of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
             _annotation(
-                "PSI of the prediction distribution over ", dw, " for version ", Label("version"), " is ",
-                Value("%.3f"), ", above ", number(t.prediction_psi), ".",
+                "PSI of the prediction distribution over ",
+                dw,
+                " for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                ", above ",
+                number(t.prediction_psi),
+                ".",
             ),
         ),
         alert(
@@ -433,8 +482,15 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "missing",
             _annotation("Feature ", F, " of model ", M, " is missing in ", Value("%.3f"), " of rows"),
             _annotation(
-                "Missing-value ratio of ", F, " over ", dw, " is ", Value("%.4f"), ", above ",
-                number(t.missing_ratio), ".",
+                "Missing-value ratio of ",
+                F,
+                " over ",
+                dw,
+                " is ",
+                Value("%.4f"),
+                ", above ",
+                number(t.missing_ratio),
+                ".",
             ),
         ),
         alert(
@@ -446,8 +502,15 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "confidence",
             _annotation("Model ", M, " is less confident (mean ", Value("%.3f"), ")"),
             _annotation(
-                "Mean confidence over ", dw, " for version ", Label("version"), " is ", Value("%.3f"),
-                ", more than ", number(t.confidence_drop), " below its reference.",
+                "Mean confidence over ",
+                dw,
+                " for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                ", more than ",
+                number(t.confidence_drop),
+                " below its reference.",
             ),
         ),
         alert(
@@ -460,8 +523,15 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "accuracy",
             _annotation("Model ", M, " accuracy dropped to ", Value("%.3f")),
             _annotation(
-                "Accuracy from feedback over ", fw, " for version ", Label("version"), " is ", Value("%.3f"),
-                ", more than ", number(t.accuracy_drop), " below its reference.",
+                "Accuracy from feedback over ",
+                fw,
+                " for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                ", more than ",
+                number(t.accuracy_drop),
+                " below its reference.",
             ),
         ),
         alert(
@@ -470,8 +540,15 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "1h",
             "warning",
             "staleness",
-            _annotation("Model ", M, " version ", Label("version"), " is older than ",
-                        number(t.max_model_age_days), " days"),
+            _annotation(
+                "Model ",
+                M,
+                " version ",
+                Label("version"),
+                " is older than ",
+                number(t.max_model_age_days),
+                " days",
+            ),
             _annotation("The served version was trained ", Value("%.0f"), " seconds ago."),
         ),
     ]

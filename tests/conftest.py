@@ -34,7 +34,7 @@ HOSTILE_NAMES = [
     "a|b.*c(d)",
 ]
 
-HOSTILE_MODEL_NAMES = [a + " " + b for a, b in zip(HOSTILE_NAMES[0::2], HOSTILE_NAMES[1::2])]
+HOSTILE_MODEL_NAMES = [a + " " + b for a, b in zip(HOSTILE_NAMES[0::2], HOSTILE_NAMES[1::2], strict=True)]
 
 
 def require_tool(name: str, debian_package: str) -> str:
@@ -113,7 +113,10 @@ def full_spec_dict(secret_dir: Path) -> dict[str, Any]:
                 "registered_model": "credit-risk-gbm",
                 "alias": "champion",
                 "targets": ["127.0.0.1:8000", "127.0.0.1:8001"],
-                "features": [{"name": "income", "type": "numerical"}, {"name": "region", "type": "categorical"}],
+                "features": [
+                    {"name": "income", "type": "numerical"},
+                    {"name": "region", "type": "categorical"},
+                ],
                 "thresholds": {"latency_p95_seconds": 0.2, "error_ratio": 0.01},
             },
             {

@@ -69,5 +69,10 @@ def prometheus(binary: str, config: Path, workdir: Path) -> Iterator[str]:
         "--log.level=warn",
     ]
     with running(args, log):
-        poll(lambda: True if requests.get(f"{url}/-/ready", timeout=2).ok else None, 60, "Prometheus ready", log)
+        poll(
+            lambda: True if requests.get(f"{url}/-/ready", timeout=2).ok else None,
+            60,
+            "Prometheus ready",
+            log,
+        )
         yield url

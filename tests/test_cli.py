@@ -32,14 +32,22 @@ def run(*args: str, cwd: Path) -> tuple[int, str, str]:
 
 def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
     code, out, err = run(
-        "init", "--no-input", "--model", "fraud", "--feature", "amount", "--feature", "mcc:categorical", cwd=tmp_path
+        "init",
+        "--no-input",
+        "--model",
+        "fraud",
+        "--feature",
+        "amount",
+        "--feature",
+        "mcc:categorical",
+        cwd=tmp_path,
     )
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "   create  mlmon.yaml"
     assert lines[1:] == [f"   create  monitoring/{path}" for path in ALL_OUTPUTS]
     spec_text = (tmp_path / "mlmon.yaml").read_text()
-    assert "- name: \"fraud\"" in spec_text
+    assert '- name: "fraud"' in spec_text
     assert '{name: "mcc", type: categorical}' in spec_text
 
     code, out, _ = run("init", "--no-input", cwd=tmp_path)
@@ -49,7 +57,7 @@ def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
 
 def test_init_refuses_new_spec_flags_when_spec_exists(tmp_path: Path) -> None:
     run("init", "--no-input", cwd=tmp_path)
-    code, out, err = run("init", "--model", "other", cwd=tmp_path)
+    code, _, err = run("init", "--model", "other", cwd=tmp_path)
     assert code == 1
     assert "error: mlmon.yaml exists, so --model would be ignored" in err
     assert "Traceback" not in err
@@ -82,7 +90,7 @@ def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) ->
     assert code == 0
     assert f"   update  monitoring/{ALERT_RULES}" in out
     assert f" conflict  monitoring/{ALERTMANAGER_CONFIG}" in out
-    assert "+          model:mlmon_request_errors:ratio_rate5m{model=\"my-model\"} > 0.07" in out
+    assert '+          model:mlmon_request_errors:ratio_rate5m{model="my-model"} > 0.07' in out
 
     code, out, err = run("init", cwd=tmp_path)
     assert code == 1
@@ -107,7 +115,9 @@ def test_json_plan(tmp_path: Path) -> None:
 
 
 def test_spec_error_is_one_message_without_traceback(tmp_path: Path) -> None:
-    (tmp_path / "mlmon.yaml").write_text("models:\n  - name: m\n    targets: [h:1]\n    thresholds: {psi_warnng: 1}\n")
+    (tmp_path / "mlmon.yaml").write_text(
+        "models:\n  - name: m\n    targets: [h:1]\n    thresholds: {psi_warnng: 1}\n"
+    )
     code, out, err = run("render-alerts", cwd=tmp_path)
     assert code == 1
     assert out == ""

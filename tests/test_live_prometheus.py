@@ -8,7 +8,7 @@ from typing import Any
 import requests
 import yaml
 
-from mlmon.render import PROMETHEUS_CONFIG, RECORDING_RULES, ALERT_RULES
+from mlmon.render import ALERT_RULES, PROMETHEUS_CONFIG, RECORDING_RULES
 from mlmon.spec import spec_from_dict
 from tests.conftest import full_spec_dict, hostile_spec_dict, render_into
 from tests.servers import poll, prometheus

@@ -21,11 +21,11 @@ from mlmon.render import (
     MANIFEST_NAME,
     PROMETHEUS_CONFIG,
     RECORDING_RULES,
+    NewModel,
     apply_plan,
     plan_outputs,
     render_outputs,
     render_spec_file,
-    NewModel,
 )
 from mlmon.spec import Spec, spec_from_dict, spec_from_yaml
 from tests.conftest import HOSTILE_MODEL_NAMES, HOSTILE_NAMES, full_spec_dict
@@ -102,7 +102,13 @@ def test_secrets_are_referenced_by_file_never_inlined(tmp_path: Path) -> None:
 def test_recording_rules_have_one_window_group_per_distinct_window(full_spec: Spec) -> None:
     recording = yaml.safe_load(render_outputs(full_spec)[RECORDING_RULES])
     names = [g["name"] for g in recording["groups"]]
-    assert names == ["mlmon.rates.5m", "mlmon.window.30m", "mlmon.window.2h", "mlmon.window.6h", "mlmon.window.1d"]
+    assert names == [
+        "mlmon.rates.5m",
+        "mlmon.window.30m",
+        "mlmon.window.2h",
+        "mlmon.window.6h",
+        "mlmon.window.1d",
+    ]
 
 
 def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
@@ -145,15 +151,18 @@ def test_every_alert_has_severity_annotations_and_for(full_spec: Spec) -> None:
 def test_thresholds_reach_the_alerts(full_spec: Spec) -> None:
     alerts = yaml.safe_load(render_outputs(full_spec)[ALERT_RULES])
     rules = {(g["name"], r["alert"]): r["expr"] for g in alerts["groups"] for r in g["rules"]}
-    assert 'model:mlmon_request_errors:ratio_rate5m{model="credit-risk"} > 0.01' in rules[
-        ("mlmon.alerts.credit-risk", "MlmonErrorRatioHigh")
-    ]
-    assert 'model_feature:mlmon_feature_psi:2h{model="credit-risk"} > 0.3' in rules[
-        ("mlmon.alerts.credit-risk", "MlmonFeatureDriftCritical")
-    ]
-    assert 'model_feature:mlmon_feature_psi:30m{model="churn"} > 0.3' in rules[
-        ("mlmon.alerts.churn", "MlmonFeatureDriftCritical")
-    ]
+    assert (
+        'model:mlmon_request_errors:ratio_rate5m{model="credit-risk"} > 0.01'
+        in rules[("mlmon.alerts.credit-risk", "MlmonErrorRatioHigh")]
+    )
+    assert (
+        'model_feature:mlmon_feature_psi:2h{model="credit-risk"} > 0.3'
+        in rules[("mlmon.alerts.credit-risk", "MlmonFeatureDriftCritical")]
+    )
+    assert (
+        'model_feature:mlmon_feature_psi:30m{model="churn"} > 0.3'
+        in rules[("mlmon.alerts.churn", "MlmonFeatureDriftCritical")]
+    )
     assert ">= 5000" in rules[("mlmon.alerts.churn", "MlmonFeatureDriftCritical")]
 
 
@@ -168,7 +177,11 @@ def test_plan_create_identical_update_conflict(tmp_path: Path, minimal_spec: Spe
     assert {c.action for c in plan_outputs(minimal_spec, out).changes} == {"identical"}
 
     changed = spec_from_dict(
-        {"models": [{"name": "credit-risk", "targets": ["127.0.0.1:8000"], "thresholds": {"error_ratio": 0.2}}]}
+        {
+            "models": [
+                {"name": "credit-risk", "targets": ["127.0.0.1:8000"], "thresholds": {"error_ratio": 0.2}}
+            ]
+        }
     )
     edited = out / ALERTMANAGER_CONFIG
     edited.write_text(edited.read_text() + "# tuned by hand\n")
@@ -203,7 +216,11 @@ def test_file_written_by_someone_else_is_a_conflict(tmp_path: Path, minimal_spec
 def test_diff_shows_the_change(tmp_path: Path, minimal_spec: Spec) -> None:
     apply_plan(plan_outputs(minimal_spec, tmp_path))
     changed = spec_from_dict(
-        {"models": [{"name": "credit-risk", "targets": ["127.0.0.1:8000"], "thresholds": {"error_ratio": 0.2}}]}
+        {
+            "models": [
+                {"name": "credit-risk", "targets": ["127.0.0.1:8000"], "thresholds": {"error_ratio": 0.2}}
+            ]
+        }
     )
     change = next(c for c in plan_outputs(changed, tmp_path).changes if c.path == ALERT_RULES)
     diff = change.diff()
@@ -263,12 +280,22 @@ def test_a_value_is_data_never_template_code(tmp_path: Path) -> None:
 def test_new_spec_file_round_trips() -> None:
     text, spec = render_spec_file(
         "payments",
-        [NewModel('fraud "v2"', ("127.0.0.1:8000",), "classification", (("amount", "numerical"), ("mcc", "categorical")))],
+        [
+            NewModel(
+                'fraud "v2"',
+                ("127.0.0.1:8000",),
+                "classification",
+                (("amount", "numerical"), ("mcc", "categorical")),
+            )
+        ],
     )
     again = spec_from_yaml(text)
     assert again == spec
     assert spec.models[0].name == 'fraud "v2"'
-    assert [(f.name, f.type) for f in spec.models[0].features] == [("amount", "numerical"), ("mcc", "categorical")]
+    assert [(f.name, f.type) for f in spec.models[0].features] == [
+        ("amount", "numerical"),
+        ("mcc", "categorical"),
+    ]
 
 
 def test_hostile_names_list_is_covered() -> None:

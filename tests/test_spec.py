@@ -65,8 +65,14 @@ def test_ratio_out_of_range() -> None:
 
 
 def test_bad_duration_and_window_bounds() -> None:
-    assert "must be a Prometheus duration" in error_of(MINIMAL + "    thresholds: {drift_window: 1 hour}\n").message
-    assert "must be between 5m and 1d, got 7d" in error_of(MINIMAL + "    thresholds: {drift_window: 7d}\n").message
+    assert (
+        "must be a Prometheus duration"
+        in error_of(MINIMAL + "    thresholds: {drift_window: 1 hour}\n").message
+    )
+    assert (
+        "must be between 5m and 1d, got 7d"
+        in error_of(MINIMAL + "    thresholds: {drift_window: 7d}\n").message
+    )
 
 
 def test_psi_warning_must_be_below_critical() -> None:
@@ -101,12 +107,14 @@ def test_bad_target() -> None:
 
 
 def test_duplicate_model_and_feature() -> None:
-    assert "model 'm' is defined twice" in error_of(
-        "models:\n  - {name: m, targets: ['h:1']}\n  - {name: m, targets: ['h:2']}\n"
-    ).message
-    assert "feature 'x' is listed twice" in error_of(
-        "models:\n  - {name: m, targets: ['h:1'], features: [x, {name: x}]}\n"
-    ).message
+    assert (
+        "model 'm' is defined twice"
+        in error_of("models:\n  - {name: m, targets: ['h:1']}\n  - {name: m, targets: ['h:2']}\n").message
+    )
+    assert (
+        "feature 'x' is listed twice"
+        in error_of("models:\n  - {name: m, targets: ['h:1'], features: [x, {name: x}]}\n").message
+    )
 
 
 def test_duplicate_yaml_key() -> None:
@@ -152,8 +160,9 @@ def test_inline_secrets_are_refused_with_the_file_key_to_use(receiver: str, hint
 
 def test_unknown_task_suggests_closest() -> None:
     err = error_of(MINIMAL + "    task: clasification\n")
-    assert "must be one of classification, regression, got 'clasification' (did you mean 'classification'?)" in (
-        err.message
+    assert (
+        "must be one of classification, regression, got 'clasification' (did you mean 'classification'?)"
+        in (err.message)
     )
 
 

@@ -20,13 +20,17 @@ def check_command(
     require_tools: Annotated[
         bool,
         typer.Option(
-            "--require-tools", envvar="MLMON_REQUIRE_TOOLS", help="Fail, rather than skip, when a tool is missing."
+            "--require-tools",
+            envvar="MLMON_REQUIRE_TOOLS",
+            help="Fail, rather than skip, when a tool is missing.",
         ),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
-    """Validate generated files: promtool check config, check rules --lint-fatal and test rules, amtool
-    check-config, Grafana dashboard structure, and every PromQL query against the metric contract.
+    """Validate generated files with promtool, amtool, and a PromQL parser.
+
+    Runs promtool check config, check rules --lint-fatal and test rules, amtool check-config; checks each
+    Grafana dashboard's structure; parses every PromQL query and checks it against the metric contract.
 
     Exits 3 when any check fails. Checks whose tool is missing are skipped and listed.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -23,11 +23,15 @@ OutOption = Annotated[
 TemplatesOption = Annotated[
     Path | None,
     typer.Option(
-        "--templates-dir", envvar="MLMON_TEMPLATES_DIR", help="Folder with templates that override mlmon's own."
+        "--templates-dir",
+        envvar="MLMON_TEMPLATES_DIR",
+        help="Folder with templates that override mlmon's own.",
     ),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")]
-DiffOption = Annotated[bool, typer.Option("--diff", help="With the plan, print a unified diff of each change.")]
+DiffOption = Annotated[
+    bool, typer.Option("--diff", help="With the plan, print a unified diff of each change.")
+]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files edited since mlmon wrote them.")]
 CheckOption = Annotated[
     bool, typer.Option("--check", help="Write nothing; exit 3 if any file would change (for CI).")
@@ -47,11 +51,21 @@ def init_command(
     feature: Annotated[
         list[str] | None, typer.Option(help="A feature as NAME or NAME:categorical (repeatable).")
     ] = None,
-    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
-    prometheus_url: Annotated[str, typer.Option(envvar="MLMON_PROMETHEUS_URL")] = "http://127.0.0.1:9090",
-    alertmanager_url: Annotated[str, typer.Option(envvar="MLMON_ALERTMANAGER_URL")] = "http://127.0.0.1:9093",
-    mlflow_uri: Annotated[str, typer.Option(envvar="MLFLOW_TRACKING_URI")] = "sqlite:///mlflow.db",
-    no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt; use flags and defaults.")] = False,
+    task: Annotated[
+        Literal["classification", "regression"], typer.Option(help="The model's task, for a new spec.")
+    ] = "classification",
+    prometheus_url: Annotated[
+        str, typer.Option(envvar="MLMON_PROMETHEUS_URL", help="Prometheus' URL, for a new spec.")
+    ] = "http://127.0.0.1:9090",
+    alertmanager_url: Annotated[
+        str, typer.Option(envvar="MLMON_ALERTMANAGER_URL", help="Alertmanager's URL, for a new spec.")
+    ] = "http://127.0.0.1:9093",
+    mlflow_uri: Annotated[
+        str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI, for a new spec.")
+    ] = "sqlite:///mlflow.db",
+    no_input: Annotated[
+        bool, typer.Option("--no-input", help="Never prompt; use flags and defaults.")
+    ] = False,
     templates_dir: TemplatesOption = None,
     dry_run: DryRunOption = False,
     diff: DiffOption = False,
@@ -132,7 +146,9 @@ def _ask(
     ).replace(" ", "").split(",")
     if feature is None:
         listed = Prompt.ask(
-            "Features, comma-separated, NAME or NAME:categorical (empty for none)", default="", console=console
+            "Features, comma-separated, NAME or NAME:categorical (empty for none)",
+            default="",
+            console=console,
         )
         answers["features"] = [f.strip() for f in listed.split(",") if f.strip()]
     return answers
@@ -166,10 +182,14 @@ def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry
         note = ""
         if change.action == "conflict":
             note = (
-                "  [dim](edited since mlmon wrote it; would write "
-                if dry_run
-                else "  [dim](edited since mlmon wrote it; new version in "
-            ) + escape(path + CONFLICT_SUFFIX) + ")[/]"
+                (
+                    "  [dim](edited since mlmon wrote it; would write "
+                    if dry_run
+                    else "  [dim](edited since mlmon wrote it; new version in "
+                )
+                + escape(path + CONFLICT_SUFFIX)
+                + ")[/]"
+            )
         console.print(f"[{style}]{change.action:>9}[/]  {escape(path)}{note}")
         if diff and change.action != "identical":
             console.print(escape(change.diff()), end="")

@@ -12,13 +12,14 @@ import json
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape as _rich_escape
 
 from mlmon.errors import MlmonError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Set by `mlmon --debug`: errors then show their traceback.
 DEBUG: ContextVar[bool] = ContextVar("mlmon_debug", default=False)
@@ -27,16 +28,25 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# rich is imported on first use, not at start-up: `mlmon --help` must stay fast.
+
+
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def escape(text: object) -> str:
-    return _rich_escape(str(text))
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
 
 
 def print_json(data: Any) -> None:
