@@ -145,6 +145,10 @@ def feature_psi(window: str) -> str:
     return f"model_feature:mlmon_feature_psi:{window}"
 
 
+def feature_missing_count(window: str) -> str:
+    return f"model_feature:mlmon_feature_missing:increase{window}"
+
+
 def feature_missing_ratio(window: str) -> str:
     return f"model_feature:mlmon_feature_missing:ratio_{window}"
 
@@ -159,6 +163,10 @@ def prediction_observations(window: str) -> str:
 
 def prediction_psi(window: str) -> str:
     return f"model:mlmon_prediction_psi:{window}"
+
+
+def confidence_count(window: str) -> str:
+    return f"model:mlmon_prediction_confidence:increase{window}"
 
 
 def confidence_mean(window: str) -> str:
@@ -262,7 +270,11 @@ def _window_rules(w: str) -> RuleGroup:
             + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb)
             + "\n)",
         ),
-        RecordingRule(feature_missing_ratio(w), f"{missing}\n/\n({missing} + {feature_observations(w)})"),
+        RecordingRule(feature_missing_count(w), missing),
+        RecordingRule(
+            feature_missing_ratio(w),
+            f"{feature_missing_count(w)}\n/\n({feature_missing_count(w)} + {feature_observations(w)})",
+        ),
         RecordingRule(
             prediction_bin_ratio(w),
             f"sum by ({mvb}) (increase({pbin}[{w}]))\n/ ignoring (bin) group_left\n"
@@ -275,9 +287,9 @@ def _window_rules(w: str) -> RuleGroup:
             + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb)
             + "\n)",
         ),
+        RecordingRule(confidence_count(w), f"sum by ({_MV}) (increase({conf}_count[{w}]))"),
         RecordingRule(
-            confidence_mean(w),
-            f"sum by ({_MV}) (increase({conf}_sum[{w}]))\n/\nsum by ({_MV}) (increase({conf}_count[{w}]))",
+            confidence_mean(w), f"sum by ({_MV}) (increase({conf}_sum[{w}]))\n/\n{confidence_count(w)}"
         ),
         RecordingRule(feedback_count(w), f"sum by ({_MV}) (increase({fb}[{w}]))"),
         RecordingRule(
@@ -311,6 +323,8 @@ def recording_rules(spec: Spec) -> tuple[RuleGroup, ...]:
 
 # ------------------------------------------------------------------------------------------------------
 # Alert rules
+
+CLASSIFICATION_SIGNALS = ("confidence", "accuracy")
 
 M = Label("model")
 TM = Label(c.TARGET_MODEL_LABEL)  # `up` knows its model by the scrape config's target label
@@ -362,8 +376,9 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         ),
         alert(
             "MlmonNoTraffic",
+            # absent(...) * 0: a model with no request series at all reads as 0 requests per second.
             f"(sum by (model) ({requests_rate()}{sel}) < {number(t.min_request_rate)})\nor\n"
-            f"absent({requests_rate()}{sel})",
+            f"absent({requests_rate()}{sel}) * 0",
             "10m",
             "warning",
             "availability",
@@ -373,7 +388,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
                 Value("%.4f"),
                 " (minimum ",
                 number(t.min_request_rate),
-                "; 1 means no series at all).",
+                ").",
             ),
         ),
         alert(
@@ -476,7 +491,8 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         ),
         alert(
             "MlmonMissingValuesHigh",
-            f"{feature_missing_ratio(dw)}{sel} > {number(t.missing_ratio)}",
+            f"{feature_missing_ratio(dw)}{sel} > {number(t.missing_ratio)}\n"
+            f"and on ({mvf})\n({feature_observations(dw)}{sel} + {feature_missing_count(dw)}{sel}) >= {n}",
             "15m",
             "warning",
             "missing",
@@ -486,6 +502,8 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
                 F,
                 " over ",
                 dw,
+                " for version ",
+                Label("version"),
                 " is ",
                 Value("%.4f"),
                 ", above ",
@@ -496,7 +514,8 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         alert(
             "MlmonConfidenceDrop",
             f"{confidence_mean(dw)}{sel}\n< on ({_MV})\n"
-            f"(max by ({_MV}) ({c.REFERENCE_CONFIDENCE_MEAN.name}{sel}) - {number(t.confidence_drop)})",
+            f"(max by ({_MV}) ({c.REFERENCE_CONFIDENCE_MEAN.name}{sel}) - {number(t.confidence_drop)})\n"
+            f"and on ({_MV})\n{confidence_count(dw)}{sel} >= {n}",
             "30m",
             "warning",
             "confidence",
@@ -552,6 +571,9 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             _annotation("The served version was trained ", Value("%.0f"), " seconds ago."),
         ),
     ]
+    if model.task == "regression":
+        # Confidence of a predicted class and accuracy from class feedback mean nothing for a regressor.
+        rules = [r for r in rules if r.signal not in CLASSIFICATION_SIGNALS]
     return RuleGroup(f"mlmon.alerts.{model.name}", tuple(rules))
 
 

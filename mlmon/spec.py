@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from mlmon.contract import LATENCY_BUCKETS
 from mlmon.errors import SpecError
 
 SPEC_VERSION = 1
@@ -521,6 +522,13 @@ def _thresholds(r: _Reader) -> Thresholds:
         max_model_age_days=r.get("max_model_age_days", _positive, d.max_model_age_days),
     )
     r.finish()
+    for key in ("latency_p95_seconds", "latency_p99_seconds"):
+        if getattr(t, key) >= LATENCY_BUCKETS[-1]:
+            raise r.error(
+                f"{key} must be below {LATENCY_BUCKETS[-1]}s, the largest latency bucket of the metric "
+                "contract: a quantile above it cannot be measured, so the alert could never fire",
+                key=key,
+            )
     if t.psi_critical > MAX_PSI_THRESHOLD:
         raise r.error(
             f"psi_critical ({t.psi_critical}) must be at most {MAX_PSI_THRESHOLD}: a PSI that high means the "
