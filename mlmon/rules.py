@@ -133,12 +133,16 @@ def latency_quantile(q: int) -> str:
     return f"model:mlmon_request_duration_seconds:p{q}_rate{RATE_WINDOW}"
 
 
+def feature_bin_count(window: str) -> str:
+    return f"model_feature_bin:mlmon_feature_bin:count{window}"
+
+
 def feature_bin_ratio(window: str) -> str:
     return f"model_feature_bin:mlmon_feature_bin:ratio_{window}"
 
 
 def feature_observations(window: str) -> str:
-    return f"model_feature:mlmon_feature_observations:increase{window}"
+    return f"model_feature:mlmon_feature_observations:count{window}"
 
 
 def feature_psi(window: str) -> str:
@@ -146,11 +150,15 @@ def feature_psi(window: str) -> str:
 
 
 def feature_missing_count(window: str) -> str:
-    return f"model_feature:mlmon_feature_missing:increase{window}"
+    return f"model_feature:mlmon_feature_missing:count{window}"
 
 
 def feature_missing_ratio(window: str) -> str:
     return f"model_feature:mlmon_feature_missing:ratio_{window}"
+
+
+def prediction_bin_count(window: str) -> str:
+    return f"model_bin:mlmon_prediction_bin:count{window}"
 
 
 def prediction_bin_ratio(window: str) -> str:
@@ -158,7 +166,7 @@ def prediction_bin_ratio(window: str) -> str:
 
 
 def prediction_observations(window: str) -> str:
-    return f"model:mlmon_prediction_observations:increase{window}"
+    return f"model:mlmon_prediction_observations:count{window}"
 
 
 def prediction_psi(window: str) -> str:
@@ -166,15 +174,19 @@ def prediction_psi(window: str) -> str:
 
 
 def confidence_count(window: str) -> str:
-    return f"model:mlmon_prediction_confidence:increase{window}"
+    return f"model:mlmon_prediction_confidence:count{window}"
 
 
 def confidence_mean(window: str) -> str:
     return f"model:mlmon_prediction_confidence:mean_{window}"
 
 
+def feedback_counts(window: str) -> str:
+    return f"model_outcome:mlmon_feedback:count{window}"
+
+
 def feedback_count(window: str) -> str:
-    return f"model:mlmon_feedback:increase{window}"
+    return f"model:mlmon_feedback:count{window}"
 
 
 def accuracy(window: str) -> str:
@@ -239,65 +251,81 @@ def _rate_rules() -> RuleGroup:
     return RuleGroup(f"mlmon.rates.{RATE_WINDOW}", tuple(rules))
 
 
+def window_count(selector: str, w: str) -> str:
+    """Events counted by a counter over the window ``w``, per series, exactly.
+
+    ``increase()`` extrapolates each series to the window's edges by a factor that depends on when its
+    target was scraped, so summing it over replicas weighs each replica a little differently, and shares
+    (and so PSI) drift away from the true ones. The instrument creates every series at zero, so the count
+    is simply the last value in the window minus the value at its start; a series younger than the window
+    counts from zero, and one that went stale inside the window still counts up to its last sample. After
+    a counter reset (a restarted process) only the events since the reset are counted."""
+    return (
+        f"(\n    last_over_time({selector}[{w}]) - {selector} offset {w} >= 0\n"
+        f"    or\n    last_over_time({selector}[{w}])\n  )"
+    )
+
+
 def _window_rules(w: str) -> RuleGroup:
     mvf, mvfb, mvb = f"{_MV}, feature", f"{_MV}, feature, bin", f"{_MV}, bin"
-    fbin, pbin = c.FEATURE_BIN.name, c.PREDICTION_BIN.name
-    missing = f"sum by ({mvf}) (increase({c.FEATURE_MISSING.name}[{w}]))"
     conf = c.PREDICTION_CONFIDENCE.name
-    fb = c.FEEDBACK.name
+    feedback = feedback_counts(w)
+    mvc = f"{_MV}, class"
 
     def per_class(label: str, correct_only: bool) -> str:
-        selector = f'{fb}{{correct="true"}}' if correct_only else fb
+        selector = f'{feedback}{{correct="true"}}' if correct_only else feedback
         return (
-            f"sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) (increase({selector}[{w}])),\n"
+            f"sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) ({selector}),\n"
             f'    "class", "$1", "{label}", "(.*)"\n  ))'
         )
 
     true_pos = per_class("predicted", correct_only=True)
     predicted = per_class("predicted", correct_only=False)
     actual = per_class("actual", correct_only=False)
-    mvc = f"{_MV}, class"
     rules = [
+        # Exact counts per bin first; every share and statistic below derives from them.
+        RecordingRule(feature_bin_count(w), f"sum by ({mvfb}) (\n  {window_count(c.FEATURE_BIN.name, w)}\n)"),
+        RecordingRule(feature_observations(w), f"sum by ({mvf}) ({feature_bin_count(w)})"),
         RecordingRule(
             feature_bin_ratio(w),
-            f"sum by ({mvfb}) (increase({fbin}[{w}]))\n/ ignoring (bin) group_left\n"
-            f"sum by ({mvf}) (increase({fbin}[{w}]))",
+            f"{feature_bin_count(w)}\n/ ignoring (bin) group_left\n{feature_observations(w)}",
         ),
-        RecordingRule(feature_observations(w), f"sum by ({mvf}) (increase({fbin}[{w}]))"),
         RecordingRule(
             feature_psi(w),
-            f"sum by ({mvf}) (\n  "
-            + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb)
-            + "\n)",
+            f"sum by ({mvf}) (\n  " + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb) + "\n)",
         ),
-        RecordingRule(feature_missing_count(w), missing),
+        RecordingRule(
+            feature_missing_count(w), f"sum by ({mvf}) (\n  {window_count(c.FEATURE_MISSING.name, w)}\n)"
+        ),
         RecordingRule(
             feature_missing_ratio(w),
             f"{feature_missing_count(w)}\n/\n({feature_missing_count(w)} + {feature_observations(w)})",
         ),
         RecordingRule(
-            prediction_bin_ratio(w),
-            f"sum by ({mvb}) (increase({pbin}[{w}]))\n/ ignoring (bin) group_left\n"
-            f"sum by ({_MV}) (increase({pbin}[{w}]))",
+            prediction_bin_count(w), f"sum by ({mvb}) (\n  {window_count(c.PREDICTION_BIN.name, w)}\n)"
         ),
-        RecordingRule(prediction_observations(w), f"sum by ({_MV}) (increase({pbin}[{w}]))"),
+        RecordingRule(prediction_observations(w), f"sum by ({_MV}) ({prediction_bin_count(w)})"),
+        RecordingRule(
+            prediction_bin_ratio(w),
+            f"{prediction_bin_count(w)}\n/ ignoring (bin) group_left\n{prediction_observations(w)}",
+        ),
         RecordingRule(
             prediction_psi(w),
-            f"sum by ({_MV}) (\n  "
-            + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb)
-            + "\n)",
+            f"sum by ({_MV}) (\n  " + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb) + "\n)",
         ),
-        RecordingRule(confidence_count(w), f"sum by ({_MV}) (increase({conf}_count[{w}]))"),
+        RecordingRule(confidence_count(w), f"sum by ({_MV}) (\n  {window_count(conf + '_count', w)}\n)"),
         RecordingRule(
-            confidence_mean(w), f"sum by ({_MV}) (increase({conf}_sum[{w}]))\n/\n{confidence_count(w)}"
+            confidence_mean(w),
+            f"sum by ({_MV}) (\n  {window_count(conf + '_sum', w)}\n)\n/\n{confidence_count(w)}",
         ),
-        RecordingRule(feedback_count(w), f"sum by ({_MV}) (increase({fb}[{w}]))"),
+        RecordingRule(
+            feedback,
+            f"sum by ({_MV}, predicted, actual, correct) (\n  {window_count(c.FEEDBACK.name, w)}\n)",
+        ),
+        RecordingRule(feedback_count(w), f"sum by ({_MV}) ({feedback})"),
         RecordingRule(
             accuracy(w),
-            _ratio_or_zero(
-                f'sum by ({_MV}) (increase({fb}{{correct="true"}}[{w}]))',
-                f"sum by ({_MV}) (increase({fb}[{w}]))",
-            ),
+            _ratio_or_zero(f'sum by ({_MV}) ({feedback}{{correct="true"}})', feedback_count(w)),
         ),
         RecordingRule(
             class_precision(w), f"(\n  {true_pos}\n  or\n  {predicted} * 0\n)\n/ on ({mvc})\n{predicted}"

@@ -1,0 +1,1 @@
+"""Reference profiles, binning and drift statistics, shared by the live monitor and offline reports."""
