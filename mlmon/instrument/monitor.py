@@ -1,0 +1,511 @@
+"""ModelMonitor: what a model service calls to export the metric contract.
+
+A monitor only increments counters and observes histograms; Prometheus' recording rules turn them into
+rates, quantiles, PSI, missing ratios and accuracy across all replicas. Three promises shape the code:
+
+- It never raises into the prediction path. Bad input (None, NaN, inf, text in a numerical feature, unknown
+  or absent features) is counted, and each kind of problem is logged once, not per call. An unexpected
+  failure inside the monitor is swallowed, counted in ``monitor.internal_errors`` and logged once.
+- Every series exists from the start, at zero, because ``increase()`` and the window counts of the rules see
+  only what happened after a series' first scrape.
+- Labels stay bounded: bins come from the reference profile, other label values (classes without a
+  profile, feedback labels) are capped, and values past the cap are counted under ``__other__``.
+
+``observe`` costs a few microseconds per 20-feature row: the per-bin counter children are resolved once,
+at start-up, so the hot path is a bisect and an ``inc()`` per feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import weakref
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from mlmon import contract as c
+from mlmon.drift.profile import FeatureProfile, Profile, load_profile
+
+log = logging.getLogger("mlmon.instrument")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ABSENT = object()
+# Set by the ASGI/WSGI middleware while it handles a request: it counts the request and its latency itself,
+# so observe() inside that request counts only features, prediction and confidence.
+REQUEST_COUNTED_BY_MIDDLEWARE: ContextVar[bool] = ContextVar("mlmon_request_counted", default=False)
+UNKNOWN_FEATURE = "__unknown__"
+
+
+# ------------------------------------------------------------------------------------------------------
+# One set of metric objects per registry: several monitors (models) share it, as Prometheus expects one
+# metric family per name.
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(metric: c.Metric) -> Counter:
+            return Counter(metric.name.removesuffix("_total"), metric.help, metric.labels, registry=registry)
+
+        def gauge(metric: c.Metric) -> Gauge:
+            # In multiprocess mode every worker reports the same value: keep the largest, not one per pid.
+            return Gauge(metric.name, metric.help, metric.labels, registry=registry, multiprocess_mode="max")
+
+        def histogram(metric: c.Metric) -> Histogram:
+            return Histogram(
+                metric.name, metric.help, metric.labels, registry=registry, buckets=metric.buckets
+            )
+
+        self.model_info = gauge(c.MODEL_INFO)
+        self.requests = counter(c.REQUESTS)
+        self.request_duration = histogram(c.REQUEST_DURATION)
+        self.prediction_bin = counter(c.PREDICTION_BIN)
+        self.prediction_reference_ratio = gauge(c.PREDICTION_REFERENCE_RATIO)
+        self.prediction_confidence = histogram(c.PREDICTION_CONFIDENCE)
+        self.reference_confidence_mean = gauge(c.REFERENCE_CONFIDENCE_MEAN)
+        self.feature_bin = counter(c.FEATURE_BIN)
+        self.feature_reference_ratio = gauge(c.FEATURE_REFERENCE_RATIO)
+        self.feature_missing = counter(c.FEATURE_MISSING)
+        self.invalid_input = counter(c.INVALID_INPUT)
+        self.feedback = counter(c.FEEDBACK)
+        self.reference_accuracy = gauge(c.REFERENCE_ACCURACY)
+        self.model_trained = gauge(c.MODEL_TRAINED_TIMESTAMP)
+
+
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
+_METRICS_LOCK = threading.Lock()
+
+
+def _metrics_for(registry: CollectorRegistry) -> _Metrics:
+    with _METRICS_LOCK:
+        metrics = _METRICS.get(registry)
+        if metrics is None:
+            metrics = _METRICS[registry] = _Metrics(registry)
+        return metrics
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+class _BoundedLabels:
+    """Maps raw label values to at most ``cap`` distinct ones; the rest become ``__other__``."""
+
+    def __init__(self, cap: int, known: Sequence[str] = ()) -> None:
+        self.cap = cap
+        self.values: dict[str, str] = {v: v for v in known}
+        self.fixed = bool(known)  # a profile's categories are the whole vocabulary
+
+    def __call__(self, value: Any) -> str:
+        text = value if isinstance(value, str) else _label_text(value)
+        mapped = self.values.get(text)
+        if mapped is not None:
+            return mapped
+        if self.fixed or len(self.values) >= self.cap:
+            return c.OTHER_BIN
+        self.values[text] = text
+        return text
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1.0 and 1 are the same class
+    if hasattr(value, "item"):  # numpy scalars
+        return _label_text(value.item())
+    return str(value)
+
+
+@dataclass
+class _FeatureSlot:
+    """Everything ``observe`` needs for one feature, resolved once."""
+
+    name: str
+    profile: FeatureProfile
+    numerical: bool
+    edges: tuple[float, ...]
+    bins: list[Any]  # counter children, one per bin
+    missing: Any
+    invalid_type: Any
+    non_finite: Any
+    categories: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Tracking:
+    """Filled in inside ``with monitor.track(...) as t:``."""
+
+    features: Mapping[str, Any] | None = None
+    prediction: Any = None
+    confidence: float | None = None
+
+
+class ModelMonitor:
+    """Exports the metric contract for one model version.
+
+    >>> monitor = ModelMonitor("credit-risk", "3", "profile.json")  # doctest: +SKIP
+    >>> monitor.observe({"income": 52000.0, "region": "north"}, prediction="ok", confidence=0.91,
+    ...                 latency_seconds=0.012)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        profile: Profile | str | Path | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        run_id: str = "",
+        trained_at: float | None = None,
+        label_value_cap: int = c.DEFAULT_LABEL_VALUE_CAP,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.model = model
+        self.version = str(version)
+        self.profile = load_profile(profile) if isinstance(profile, str | Path) else profile
+        self.registry = registry if registry is not None else REGISTRY
+        self.internal_errors = 0
+        self._clock = clock
+        self._warned: set[str] = set()
+        self._warn_lock = threading.Lock()
+        m = self._metrics = _metrics_for(self.registry)
+        mv = (self.model, self.version)
+
+        m.model_info.labels(*mv, run_id).set(1)
+        if trained_at is not None:
+            m.model_trained.labels(*mv).set(trained_at)
+        self._ok = m.requests.labels(*mv, "ok")
+        self._error = m.requests.labels(*mv, "error")
+        self._latency = m.request_duration.labels(*mv)
+        self._confidence = m.prediction_confidence.labels(*mv)
+        self._unknown_feature = m.invalid_input.labels(*mv, UNKNOWN_FEATURE, "unknown_feature")
+
+        self._slots: list[_FeatureSlot] = []
+        self._slot_by_name: dict[str, _FeatureSlot] = {}
+        if self.profile is not None:
+            for feature in self.profile.features:
+                self._add_slot(feature)
+            if self.profile.reference_confidence_mean is not None:
+                m.reference_confidence_mean.labels(*mv).set(self.profile.reference_confidence_mean)
+            if self.profile.reference_accuracy is not None:
+                m.reference_accuracy.labels(*mv).set(self.profile.reference_accuracy)
+
+        prediction = self.profile.prediction if self.profile is not None else None
+        self._prediction = prediction
+        self._prediction_children: dict[str, Any] = {}
+        if prediction is not None:
+            for label, ratio in zip(prediction.bin_labels, prediction.reference_ratios, strict=True):
+                self._prediction_children[label] = m.prediction_bin.labels(*mv, label)
+                self._prediction_children[label].inc(0)
+                m.prediction_reference_ratio.labels(*mv, label).set(ratio)
+            classes = prediction.categories if prediction.kind == "categorical" else ()
+        else:
+            classes = ()
+        self._classes = _BoundedLabels(label_value_cap, classes)
+        self._label_cap_hits = m.invalid_input.labels(*mv, "__prediction__", "label_cap")
+        # Zero series for ok and error, so the error ratio reads 0, not "no data", before the first failure.
+        self._ok.inc(0)
+        self._error.inc(0)
+
+    def _add_slot(self, feature: FeatureProfile) -> None:
+        m, mv = self._metrics, (self.model, self.version)
+        bins = []
+        for label, ratio in zip(feature.bin_labels, feature.reference_ratios, strict=True):
+            child = m.feature_bin.labels(*mv, feature.name, label)
+            child.inc(0)
+            bins.append(child)
+            m.feature_reference_ratio.labels(*mv, feature.name, label).set(ratio)
+        missing = m.feature_missing.labels(*mv, feature.name)
+        missing.inc(0)
+        slot = _FeatureSlot(
+            name=feature.name,
+            profile=feature,
+            numerical=feature.kind == "numerical",
+            edges=feature.edges,
+            bins=bins,
+            missing=missing,
+            invalid_type=m.invalid_input.labels(*mv, feature.name, "wrong_type"),
+            non_finite=m.invalid_input.labels(*mv, feature.name, "non_finite"),
+            categories={name: i for i, name in enumerate(feature.categories)},
+        )
+        self._slots.append(slot)
+        self._slot_by_name[feature.name] = slot
+
+    # --------------------------------------------------------------------------------------------------
+    # The prediction path
+
+    def observe(
+        self,
+        features: Mapping[str, Any] | None,
+        prediction: Any = None,
+        latency_seconds: float | None = None,
+        error: bool | BaseException | None = None,
+        confidence: float | None = None,
+    ) -> None:
+        """Count one prediction request: its features, prediction, confidence, latency and outcome.
+
+        Inside a request handled by :class:`~mlmon.instrument.http.MonitorMiddleware` the middleware counts
+        the request and its latency, and this call adds the rest. Never raises. ``error`` may be True or the exception the model raised; a failed request still
+        counts its features, because inputs that break the model are part of the drift story."""
+        try:
+            if not REQUEST_COUNTED_BY_MIDDLEWARE.get():
+                self._count_request(latency_seconds, bool(error))
+            if features is not None:
+                self._observe_features(features)
+            if prediction is not None and not error:
+                self._observe_prediction(prediction)
+            if confidence is not None and confidence == confidence:
+                self._confidence.observe(confidence)
+        except Exception as exc:  # the monitor must never break a prediction
+            self._internal_error(exc)
+
+    def record_request(self, latency_seconds: float | None, failed: bool) -> None:
+        """Count one request and its latency, nothing else (what the HTTP middleware calls). Never raises."""
+        try:
+            self._count_request(latency_seconds, failed)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _count_request(self, latency_seconds: float | None, failed: bool) -> None:
+        (self._error if failed else self._ok).inc()
+        if latency_seconds is not None:
+            self._latency.observe(latency_seconds)
+
+    def _observe_features(self, features: Mapping[str, Any]) -> None:
+        get = features.get
+        for slot in self._slots:
+            value = get(slot.name, _ABSENT)
+            if value is None or value is _ABSENT:
+                slot.missing.inc()
+                continue
+            if slot.numerical:
+                # float() takes ints, floats, numpy scalars and numeric text; it refuses other text.
+                try:
+                    number = value if type(value) is float else float(value)
+                except (TypeError, ValueError):
+                    slot.invalid_type.inc()
+                    self._warn_once(f"type:{slot.name}", f"feature {slot.name!r}: not a number: {value!r}")
+                    continue
+                if number != number:  # NaN
+                    slot.missing.inc()
+                elif number in (math.inf, -math.inf):
+                    slot.non_finite.inc()
+                    self._warn_once(f"inf:{slot.name}", f"feature {slot.name!r}: infinite value")
+                else:
+                    slot.bins[bisect_right(slot.edges, number)].inc()
+            else:
+                if type(value) is float and value != value:
+                    slot.missing.inc()
+                    continue
+                text = value if type(value) is str else _label_text(value)
+                slot.bins[slot.categories.get(text, -1)].inc()  # -1 is the __other__ bin
+        if len(features) > len(self._slots) or any(name not in self._slot_by_name for name in features):
+            self._count_unknown(features)
+
+    def _count_unknown(self, features: Mapping[str, Any]) -> None:
+        for name in features:
+            if name not in self._slot_by_name:
+                self._unknown_feature.inc()
+                self._warn_once(
+                    f"unknown:{name}",
+                    f"feature {name!r} is not in the reference profile; it is counted, not binned",
+                )
+
+    def _observe_prediction(self, prediction: Any) -> None:
+        profile = self._prediction
+        if profile is None:
+            label = self._classes(prediction)
+        elif profile.kind == "numerical":
+            number = float(prediction)
+            if number != number or number in (math.inf, -math.inf):
+                return
+            label = str(bisect_right(profile.edges, number))
+        else:
+            label = self._classes(prediction)
+        child = self._prediction_children.get(label)
+        if child is None:
+            if label == c.OTHER_BIN and profile is None:
+                self._label_cap_hits.inc()
+                self._warn_once(
+                    "cap:prediction",
+                    f"more than {self._classes.cap} prediction classes; the rest count as {c.OTHER_BIN}",
+                )
+            child = self._prediction_children[label] = self._metrics.prediction_bin.labels(
+                self.model, self.version, label
+            )
+        child.inc()
+
+    def observe_batch(
+        self,
+        features: Mapping[str, Sequence[Any]],
+        predictions: Sequence[Any] | None = None,
+        latencies: Sequence[float] | None = None,
+        errors: Sequence[bool] | None = None,
+        confidences: Sequence[float] | None = None,
+    ) -> None:
+        """Count many rows at once: ``features`` maps each feature to a column (list or numpy array).
+
+        Vectorised with numpy: per feature, one searchsorted and one bincount, then one ``inc`` per bin.
+        Never raises."""
+        try:
+            self._observe_batch(features, predictions, latencies, errors, confidences)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _observe_batch(
+        self,
+        features: Mapping[str, Sequence[Any]],
+        predictions: Sequence[Any] | None,
+        latencies: Sequence[float] | None,
+        errors: Sequence[bool] | None,
+        confidences: Sequence[float] | None,
+    ) -> None:
+        import numpy as np
+
+        rows = _batch_rows(features, predictions)
+        failed = int(np.count_nonzero(np.asarray(errors, dtype=bool))) if errors is not None else 0
+        self._ok.inc(rows - failed)
+        if failed:
+            self._error.inc(failed)
+        if latencies is not None:
+            for value in np.asarray(latencies, dtype=float):
+                self._latency.observe(float(value))
+        for slot in self._slots:
+            column = features.get(slot.name)
+            if column is None:
+                slot.missing.inc(rows)
+                continue
+            counts, missing, invalid, non_finite = _bin_column(slot, column, np)
+            for index in np.flatnonzero(counts):
+                slot.bins[index].inc(float(counts[index]))
+            if missing:
+                slot.missing.inc(missing)
+            if invalid:
+                slot.invalid_type.inc(invalid)
+                self._warn_once(f"type:{slot.name}", f"feature {slot.name!r}: values that are not numbers")
+            if non_finite:
+                slot.non_finite.inc(non_finite)
+        for name in features:
+            if name not in self._slot_by_name:
+                self._unknown_feature.inc(rows)
+                self._warn_once(f"unknown:{name}", f"feature {name!r} is not in the reference profile")
+        if predictions is not None:
+            failed_mask = np.asarray(errors, dtype=bool) if errors is not None else None
+            for i, prediction in enumerate(predictions):
+                if prediction is not None and (failed_mask is None or not failed_mask[i]):
+                    self._observe_prediction(prediction)
+        if confidences is not None:
+            for value in np.asarray(confidences, dtype=float):
+                if value == value:
+                    self._confidence.observe(float(value))
+
+    @contextmanager
+    def track(self, features: Mapping[str, Any] | None = None) -> Iterator[Tracking]:
+        """Time a prediction and count it, with its error if the block raises (the error is re-raised).
+
+        >>> with monitor.track(features) as t:  # doctest: +SKIP
+        ...     t.prediction = model.predict(row)
+        """
+        tracking = Tracking(features=features)
+        start = self._clock()
+        try:
+            yield tracking
+        except BaseException as exc:
+            self.observe(tracking.features, None, self._clock() - start, error=exc)
+            raise
+        self.observe(
+            tracking.features, tracking.prediction, self._clock() - start, confidence=tracking.confidence
+        )
+
+    def timed(self, function: Callable[P, R]) -> Callable[P, R]:
+        """Decorator: count and time each call of ``function``; an exception counts as an error."""
+        import functools
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self.track():
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    def record_feedback(self, predicted: Any, actual: Any) -> None:
+        """Count delayed ground truth for one earlier prediction. Never raises."""
+        try:
+            p, a = self._classes(predicted), self._classes(actual)
+            correct = "true" if _label_text(predicted) == _label_text(actual) else "false"
+            self._metrics.feedback.labels(self.model, self.version, p, a, correct).inc()
+        except Exception as exc:
+            self._internal_error(exc)
+
+    # --------------------------------------------------------------------------------------------------
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key in self._warned:
+            return
+        with self._warn_lock:
+            if key in self._warned or len(self._warned) > 10_000:
+                return
+            self._warned.add(key)
+        log.warning("mlmon: model %s version %s: %s (logged once)", self.model, self.version, message)
+
+    def _internal_error(self, exc: BaseException) -> None:
+        self.internal_errors += 1
+        self._warn_once(f"internal:{type(exc).__name__}", f"monitor error swallowed: {exc!r}")
+
+
+def _batch_rows(features: Mapping[str, Sequence[Any]], predictions: Sequence[Any] | None) -> int:
+    lengths = {len(column) for column in features.values()}
+    if predictions is not None:
+        lengths.add(len(predictions))
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def _bin_column(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, int, int]:
+    """(counts per bin, missing, wrong type, non-finite) for one column, with the rules of ``observe``."""
+    size = len(slot.bins)
+    if slot.numerical:
+        array = np.asarray(column)
+        if array.dtype.kind not in "fiub":
+            return _bin_objects(slot, column, np)
+        values = array.astype(float, copy=False)
+        nan = np.isnan(values)
+        inf = np.isinf(values)
+        good = values[~(nan | inf)]
+        counts = np.bincount(np.searchsorted(slot.edges, good, side="right"), minlength=size)
+        return counts, int(nan.sum()), 0, int(inf.sum())
+    return _bin_objects(slot, column, np)
+
+
+def _bin_objects(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, int, int]:
+    counts = np.zeros(len(slot.bins), dtype=np.int64)
+    missing = invalid = non_finite = 0
+    for value in column:
+        if value is None or (isinstance(value, float) and value != value):
+            missing += 1
+            continue
+        if slot.numerical:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                invalid += 1
+                continue
+            if number != number:
+                missing += 1
+            elif number in (math.inf, -math.inf):
+                non_finite += 1
+            else:
+                counts[bisect_right(slot.edges, number)] += 1
+        else:
+            text = value if isinstance(value, str) else _label_text(value)
+            counts[slot.categories.get(text, len(slot.bins) - 1)] += 1
+    return counts, missing, invalid, non_finite
