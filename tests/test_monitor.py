@@ -225,9 +225,9 @@ def test_exposition_uses_only_contract_names_and_passes_promtool(
     }
     created = {n for n in names if n.endswith("_created")}
     assert names - created <= contract.contract_series_names()
-    # Every contract metric is exposed (invalid input only once something invalid arrived).
+    # Every contract metric is exposed from the start.
     exposed = {n.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for n in names}
-    assert {m.name for m in contract.METRICS} - exposed == {"mlmon_invalid_input_total"}
+    assert {m.name for m in contract.METRICS} - exposed == set()
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
