@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_right
+from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,6 +35,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from mlmon import contract as c
 from mlmon.drift.profile import FeatureProfile, Profile, load_profile
+from mlmon.instrument.counters import (
+    CounterFamily,
+    FastCounter,
+    FastCounterCollector,
+    multiprocess_mode,
+    observe_many,
+)
 
 log = logging.getLogger("mlmon.instrument")
 
@@ -54,8 +62,19 @@ UNKNOWN_FEATURE = "__unknown__"
 
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(metric: c.Metric) -> Counter:
-            return Counter(metric.name.removesuffix("_total"), metric.help, metric.labels, registry=registry)
+        # One lock for all counting through this registry: a monitor takes it once per observation. It is
+        # re-entrant because a first-seen label value creates its cell while the lock is held.
+        self.lock = threading.RLock()
+        fast = not multiprocess_mode()
+        collector = FastCounterCollector()
+
+        def counter(metric: c.Metric) -> CounterFamily:
+            name = metric.name.removesuffix("_total")
+            if fast:
+                family = FastCounter(name, metric.help, metric.labels, self.lock)
+                collector.counters.append(family)
+                return family
+            return Counter(name, metric.help, metric.labels, registry=registry)
 
         def gauge(metric: c.Metric) -> Gauge:
             # In multiprocess mode every worker reports the same value: keep the largest, not one per pid.
@@ -80,6 +99,8 @@ class _Metrics:
         self.feedback = counter(c.FEEDBACK)
         self.reference_accuracy = gauge(c.REFERENCE_ACCURACY)
         self.model_trained = gauge(c.MODEL_TRAINED_TIMESTAMP)
+        if collector.counters:
+            registry.register(collector)
 
 
 _METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
@@ -177,6 +198,7 @@ class ModelMonitor:
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
         m = self._metrics = _metrics_for(self.registry)
+        self._lock = m.lock
         mv = (self.model, self.version)
 
         m.model_info.labels(*mv, run_id).set(1)
@@ -256,12 +278,13 @@ class ModelMonitor:
         the request and its latency, and this call adds the rest. Never raises. ``error`` may be True or the exception the model raised; a failed request still
         counts its features, because inputs that break the model are part of the drift story."""
         try:
-            if not REQUEST_COUNTED_BY_MIDDLEWARE.get():
-                self._count_request(latency_seconds, bool(error))
-            if features is not None:
-                self._observe_features(features)
-            if prediction is not None and not error:
-                self._observe_prediction(prediction)
+            with self._lock:
+                if not REQUEST_COUNTED_BY_MIDDLEWARE.get():
+                    self._count_request(latency_seconds, bool(error))
+                if features is not None:
+                    self._observe_features(features)
+                if prediction is not None and not error:
+                    self._observe_prediction(prediction)
             if confidence is not None and confidence == confidence:
                 self._confidence.observe(confidence)
         except Exception as exc:  # the monitor must never break a prediction
@@ -270,7 +293,8 @@ class ModelMonitor:
     def record_request(self, latency_seconds: float | None, failed: bool) -> None:
         """Count one request and its latency, nothing else (what the HTTP middleware calls). Never raises."""
         try:
-            self._count_request(latency_seconds, failed)
+            with self._lock:
+                self._count_request(latency_seconds, failed)
         except Exception as exc:
             self._internal_error(exc)
 
@@ -319,7 +343,11 @@ class ModelMonitor:
                     f"feature {name!r} is not in the reference profile; it is counted, not binned",
                 )
 
-    def _observe_prediction(self, prediction: Any) -> None:
+    @property
+    def _prediction_is_label(self) -> bool:
+        return self._prediction is None or self._prediction.kind == "categorical"
+
+    def _observe_prediction(self, prediction: Any, count: int = 1) -> None:
         profile = self._prediction
         if profile is None:
             label = self._classes(prediction)
@@ -333,7 +361,7 @@ class ModelMonitor:
         child = self._prediction_children.get(label)
         if child is None:
             if label == c.OTHER_BIN and profile is None:
-                self._label_cap_hits.inc()
+                self._label_cap_hits.inc(count)
                 self._warn_once(
                     "cap:prediction",
                     f"more than {self._classes.cap} prediction classes; the rest count as {c.OTHER_BIN}",
@@ -341,7 +369,7 @@ class ModelMonitor:
             child = self._prediction_children[label] = self._metrics.prediction_bin.labels(
                 self.model, self.version, label
             )
-        child.inc()
+        child.inc(count)
 
     def observe_batch(
         self,
@@ -356,7 +384,8 @@ class ModelMonitor:
         Vectorised with numpy: per feature, one searchsorted and one bincount, then one ``inc`` per bin.
         Never raises."""
         try:
-            self._observe_batch(features, predictions, latencies, errors, confidences)
+            with self._lock:
+                self._observe_batch(features, predictions, latencies, errors, confidences)
         except Exception as exc:
             self._internal_error(exc)
 
@@ -376,8 +405,7 @@ class ModelMonitor:
         if failed:
             self._error.inc(failed)
         if latencies is not None:
-            for value in np.asarray(latencies, dtype=float):
-                self._latency.observe(float(value))
+            observe_many(self._latency, latencies)
         for slot in self._slots:
             column = features.get(slot.name)
             if column is None:
@@ -398,14 +426,17 @@ class ModelMonitor:
                 self._unknown_feature.inc(rows)
                 self._warn_once(f"unknown:{name}", f"feature {name!r} is not in the reference profile")
         if predictions is not None:
-            failed_mask = np.asarray(errors, dtype=bool) if errors is not None else None
-            for i, prediction in enumerate(predictions):
-                if prediction is not None and (failed_mask is None or not failed_mask[i]):
-                    self._observe_prediction(prediction)
+            values = np.asarray(predictions, dtype=object)
+            if errors is not None:
+                values = values[~np.asarray(errors, dtype=bool)]
+            values = values[np.fromiter((v is not None for v in values), dtype=bool, count=len(values))]
+            # One increment per distinct prediction, not one per row.
+            kind = str if self._prediction_is_label else float
+            distinct, counts = np.unique(values.astype(kind), return_counts=True)
+            for prediction, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+                self._observe_prediction(prediction, count)
         if confidences is not None:
-            for value in np.asarray(confidences, dtype=float):
-                if value == value:
-                    self._confidence.observe(float(value))
+            observe_many(self._confidence, confidences)
 
     @contextmanager
     def track(self, features: Mapping[str, Any] | None = None) -> Iterator[Tracking]:
@@ -441,7 +472,8 @@ class ModelMonitor:
         try:
             p, a = self._classes(predicted), self._classes(actual)
             correct = "true" if _label_text(predicted) == _label_text(actual) else "false"
-            self._metrics.feedback.labels(self.model, self.version, p, a, correct).inc()
+            with self._lock:
+                self._metrics.feedback.labels(self.model, self.version, p, a, correct).inc()
         except Exception as exc:
             self._internal_error(exc)
 
@@ -487,25 +519,36 @@ def _bin_column(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any
 
 
 def _bin_objects(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, int, int]:
+    """Bin a column of Python objects: each distinct value is classified once (a C-speed tally first), so a
+    categorical column of 1,000 rows costs a few dozen dictionary operations, not 1,000 Python steps."""
     counts = np.zeros(len(slot.bins), dtype=np.int64)
     missing = invalid = non_finite = 0
-    for value in column:
+    values = column.tolist() if hasattr(column, "tolist") else list(column)
+    try:
+        tally = Tally(values)
+    except TypeError:  # an unhashable value (a list, a dict): count it by its text
+        tally = Tally(map(_hashable, values))
+    for value, n in tally.items():
         if value is None or (isinstance(value, float) and value != value):
-            missing += 1
+            missing += n
             continue
         if slot.numerical:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                invalid += 1
+                invalid += n
                 continue
             if number != number:
-                missing += 1
+                missing += n
             elif number in (math.inf, -math.inf):
-                non_finite += 1
+                non_finite += n
             else:
-                counts[bisect_right(slot.edges, number)] += 1
+                counts[bisect_right(slot.edges, number)] += n
         else:
             text = value if isinstance(value, str) else _label_text(value)
-            counts[slot.categories.get(text, len(slot.bins) - 1)] += 1
+            counts[slot.categories.get(text, len(slot.bins) - 1)] += n
     return counts, missing, invalid, non_finite
+
+
+def _hashable(value: Any) -> Any:
+    return value if value.__hash__ is not None else repr(value)

@@ -1,0 +1,129 @@
+"""Counters cheap enough to increment twenty times per prediction.
+
+A prometheus_client ``Counter.inc()`` takes a lock and checks its argument on every call: about a
+microsecond, paid once per feature per prediction. Here a labelled counter is a dictionary of plain
+cells; the monitor takes one lock per observation around all its increments, and a collector turns the
+cells into the exposition format at scrape time.
+
+With several worker processes (PROMETHEUS_MULTIPROC_DIR set), values must live in prometheus_client's
+shared files, so :func:`counter_family` returns a prometheus_client Counter instead; both have the same
+``labels(...).inc(n)`` interface.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+
+class CounterChild(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class CounterFamily(Protocol):
+    def labels(self, *values: str) -> Any: ...
+
+
+class Cell:
+    """One labelled counter value. Not thread-safe on its own: callers hold the family's lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class FastCounter:
+    """A labelled counter of plain cells; ``name`` is the exposed name without ``_total``."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Iterable[str], lock: threading.RLock
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.lock = lock
+        self.cells: dict[tuple[str, ...], Cell] = {}
+
+    def labels(self, *values: str) -> Cell:
+        key = tuple(str(v) for v in values)
+        cell = self.cells.get(key)
+        if cell is None:
+            with self.lock:
+                cell = self.cells.setdefault(key, Cell())
+        return cell
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self.lock:
+            snapshot = [(key, cell.value) for key, cell in self.cells.items()]
+        for key, value in snapshot:
+            family.add_metric(key, value)
+        return family
+
+
+class FastCounterCollector(Collector):
+    """Exposes a set of FastCounters through a prometheus_client registry."""
+
+    def __init__(self) -> None:
+        self.counters: list[FastCounter] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for counter in self.counters:
+            yield counter.family()
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        for counter in self.counters:
+            yield CounterMetricFamily(counter.name, counter.documentation, labels=counter.labelnames)
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def observe_many(histogram_child: Any, values: Any) -> None:
+    """Observe many values into a prometheus_client Histogram child at once (vectorised bucket counts).
+
+    Falls back to one ``observe`` per value if the client's internals ever change shape."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=float)
+    array = array[~np.isnan(array)]
+    if array.size == 0:
+        return
+    buckets = getattr(histogram_child, "_buckets", None)
+    bounds = getattr(histogram_child, "_upper_bounds", None)
+    total = getattr(histogram_child, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for value in array:
+            histogram_child.observe(float(value))
+        return
+    # observe() puts a value in the first bucket whose bound is >= the value: searchsorted side="left".
+    counts = np.bincount(
+        np.searchsorted(np.asarray(bounds, dtype=float), array, side="left"), minlength=len(bounds)
+    )
+    for index in np.flatnonzero(counts):
+        buckets[index].inc(float(counts[index]))
+    total.inc(float(array.sum()))
+
+
+__all__ = [
+    "Cell",
+    "CollectorRegistry",
+    "Counter",
+    "CounterFamily",
+    "FastCounter",
+    "FastCounterCollector",
+    "Histogram",
+    "multiprocess_mode",
+    "observe_many",
+]
