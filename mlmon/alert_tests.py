@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mlmon import contract as c
 from mlmon import rules
+from mlmon.drift.statistics import psi
 from mlmon.escape import promql_matchers
 from mlmon.spec import ModelSpec, Spec, duration_seconds
 
@@ -53,15 +54,6 @@ class AlertTest:
     interval: str
     series: tuple[Series, ...]
     checks: tuple[AlertCheck, ...]
-
-
-def psi(current: list[float], reference: list[float], epsilon: float = c.PSI_EPSILON) -> float:
-    """Population stability index with both shares clamped to ``epsilon`` (the recording rules' formula)."""
-    total = 0.0
-    for a, e in zip(current, reference, strict=True):
-        a, e = max(a, epsilon), max(e, epsilon)
-        total += (a - e) * math.log(a / e)
-    return total
 
 
 def _seconds(value: float) -> str:

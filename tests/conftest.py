@@ -48,17 +48,17 @@ def require_tool(name: str, debian_package: str) -> str:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def promtool() -> str:
     return require_tool("promtool", "prometheus")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def amtool() -> str:
     return require_tool("amtool", "prometheus-alertmanager")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     return require_tool("prometheus", "prometheus")
 
