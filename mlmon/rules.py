@@ -292,7 +292,9 @@ def _window_rules(w: str) -> RuleGroup:
         ),
         RecordingRule(
             feature_psi(w),
-            f"sum by ({mvf}) (\n  " + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb) + "\n)",
+            f"sum by ({mvf}) (\n  "
+            + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb)
+            + "\n)",
         ),
         RecordingRule(
             feature_missing_count(w), f"sum by ({mvf}) (\n  {window_count(c.FEATURE_MISSING.name, w)}\n)"
@@ -311,7 +313,9 @@ def _window_rules(w: str) -> RuleGroup:
         ),
         RecordingRule(
             prediction_psi(w),
-            f"sum by ({_MV}) (\n  " + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb) + "\n)",
+            f"sum by ({_MV}) (\n  "
+            + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb)
+            + "\n)",
         ),
         RecordingRule(confidence_count(w), f"sum by ({_MV}) (\n  {window_count(conf + '_count', w)}\n)"),
         RecordingRule(

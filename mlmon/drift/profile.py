@@ -166,7 +166,9 @@ class Profile:
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
         version = data.get("schema_version")
         if version != PROFILE_SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version!r} is not supported (this mlmon reads {PROFILE_SCHEMA_VERSION})")
+            raise ValueError(
+                f"schema_version {version!r} is not supported (this mlmon reads {PROFILE_SCHEMA_VERSION})"
+            )
         features = data["features"]
         if not isinstance(features, Mapping):
             raise ValueError("features must be a mapping of name to feature profile")
@@ -188,7 +190,8 @@ class Profile:
             return cls.from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProfileError(
-                f"{source} is not a valid mlmon profile: {exc}", "build one with `mlmon profile DATA -o profile.json`"
+                f"{source} is not a valid mlmon profile: {exc}",
+                "build one with `mlmon profile DATA -o profile.json`",
             ) from None
 
 
@@ -202,7 +205,9 @@ def load_profile(path: str | Path) -> Profile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(f"profile {path} not found", "build one with `mlmon profile DATA -o profile.json`") from None
+        raise ProfileError(
+            f"profile {path} not found", "build one with `mlmon profile DATA -o profile.json`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"cannot read profile {path}: {exc}") from None
     return Profile.from_json(text, str(path))
