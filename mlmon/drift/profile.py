@@ -70,7 +70,7 @@ class FeatureProfile:
             return bisect_right(self.edges, number)
         if isinstance(value, float) and math.isnan(value):
             return None
-        text = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else category_label(value)
         try:
             return self._category_index[text]
         except KeyError:
@@ -193,6 +193,16 @@ class Profile:
                 f"{source} is not a valid mlmon profile: {exc}",
                 "build one with `mlmon profile DATA -o profile.json`",
             ) from None
+
+
+def category_label(value: Any) -> str:
+    """The category text of a non-text value: 1.0 and 1 are the same category "1" (files deliver integer codes
+    as floats, services send ints); numpy scalars count as their Python value."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "item") and not isinstance(value, str):
+        return category_label(value.item())
+    return str(value)
 
 
 def _optional_float(value: Any) -> float | None:

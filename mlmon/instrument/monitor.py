@@ -34,7 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from mlmon import contract as c
-from mlmon.drift.profile import FeatureProfile, Profile, load_profile
+from mlmon.drift.profile import FeatureProfile, Profile, category_label, load_profile
 from mlmon.instrument.counters import (
     CounterFamily,
     FastCounter,
@@ -127,7 +127,7 @@ class _BoundedLabels:
         self.fixed = bool(known)  # a profile's categories are the whole vocabulary
 
     def __call__(self, value: Any) -> str:
-        text = value if isinstance(value, str) else _label_text(value)
+        text = value if isinstance(value, str) else category_label(value)
         mapped = self.values.get(text)
         if mapped is not None:
             return mapped
@@ -135,14 +135,6 @@ class _BoundedLabels:
             return c.OTHER_BIN
         self.values[text] = text
         return text
-
-
-def _label_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # 1.0 and 1 are the same class
-    if hasattr(value, "item"):  # numpy scalars
-        return _label_text(value.item())
-    return str(value)
 
 
 @dataclass
@@ -329,7 +321,7 @@ class ModelMonitor:
                 if type(value) is float and value != value:
                     slot.missing.inc()
                     continue
-                text = value if type(value) is str else _label_text(value)
+                text = value if type(value) is str else category_label(value)
                 slot.bins[slot.categories.get(text, -1)].inc()  # -1 is the __other__ bin
         if len(features) > len(self._slots) or any(name not in self._slot_by_name for name in features):
             self._count_unknown(features)
@@ -471,7 +463,7 @@ class ModelMonitor:
         """Count delayed ground truth for one earlier prediction. Never raises."""
         try:
             p, a = self._classes(predicted), self._classes(actual)
-            correct = "true" if _label_text(predicted) == _label_text(actual) else "false"
+            correct = "true" if category_label(predicted) == category_label(actual) else "false"
             with self._lock:
                 self._metrics.feedback.labels(self.model, self.version, p, a, correct).inc()
         except Exception as exc:
@@ -545,7 +537,7 @@ def _bin_objects(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[An
             else:
                 counts[bisect_right(slot.edges, number)] += n
         else:
-            text = value if isinstance(value, str) else _label_text(value)
+            text = value if isinstance(value, str) else category_label(value)
             counts[slot.categories.get(text, len(slot.bins) - 1)] += n
     return counts, missing, invalid, non_finite
 

@@ -1,0 +1,154 @@
+"""`mlmon profile`: build a model's reference profile from data, write it, optionally log it to MLflow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from mlmon.cli import output
+from mlmon.cli.output import escape, handles_errors
+from mlmon.errors import MlmonError
+
+if TYPE_CHECKING:
+    from mlmon.drift.profile import FeatureProfile, Profile
+
+# Typer checks these bounds itself (a usage error, exit 2); mlmon.drift.build checks them again for callers.
+MIN_BINS, MAX_BINS, MAX_TOP_K = 2, 100, 99
+
+
+@handles_errors
+def profile_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATA", help="Reference data: a .csv, .parquet/.pq or .jsonl/.ndjson/.json file."
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="The model the profile belongs to.")],
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            "--features",
+            "-f",
+            help="A feature column (repeatable). Default: every column but target, prediction, confidence.",
+        ),
+    ] = None,
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--categorical", help="Treat this feature as categorical, e.g. integer codes (repeatable)."
+        ),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The column with the true label or value.")] = None,
+    prediction: Annotated[str | None, typer.Option(help="The column with the model's prediction.")] = None,
+    confidence: Annotated[
+        str | None, typer.Option(help="The column with the confidence of the predicted class.")
+    ] = None,
+    task: Annotated[Literal["classification", "regression"], typer.Option(help="The model's task.")] = (
+        "classification"
+    ),
+    bins: Annotated[
+        int, typer.Option(min=MIN_BINS, max=MAX_BINS, help="Quantile bins per numerical feature.")
+    ] = 10,
+    top_k: Annotated[
+        int,
+        typer.Option("--top-k", min=1, max=MAX_TOP_K, help="Categories kept per categorical feature."),
+    ] = 20,
+    out: Annotated[Path, typer.Option("--output", "-o", help="The profile file to write.")] = Path(
+        "profile.json"
+    ),
+    log_to_mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--log-to-mlflow",
+            metavar="RUN_ID",
+            help="Also store the profile as mlmon/profile.json in this MLflow run.",
+        ),
+    ] = None,
+    mlflow_uri: Annotated[
+        str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI, for --log-to-mlflow.")
+    ] = "sqlite:///mlflow.db",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Build a reference profile (bins and reference shares per feature) from CSV, Parquet or JSON lines.
+
+    Numerical features get quantile bins, categorical ones their top-K categories plus __other__. The same
+    data always gives the same file. With --log-to-mlflow, a model service can load the profile of the exact
+    model version it serves (models:/NAME@ALIAS).
+    """
+    from mlmon.drift.build import profile_data_file
+    from mlmon.render import write_atomic
+
+    profile = profile_data_file(
+        data,
+        model,
+        features=feature,
+        feature_types=dict.fromkeys(categorical or [], "categorical"),
+        target=target,
+        prediction=prediction,
+        confidence=confidence,
+        bins=bins,
+        top_k=top_k,
+        task=task,
+    )
+    try:
+        write_atomic(out, profile.to_json())
+    except OSError as exc:
+        raise MlmonError(
+            f"cannot write {out}: {exc.strerror or exc}", "choose another --output path"
+        ) from None
+    if not json_output:
+        _print_table(profile, prediction)
+        output.info(f"wrote {escape(out)}: {profile.rows} rows, {len(profile.features)} features")
+    artifact = None
+    if log_to_mlflow is not None:
+        from mlmon.drift.mlflow_profile import log_profile_to_mlflow
+
+        artifact = log_profile_to_mlflow(profile, log_to_mlflow, mlflow_uri)
+    if json_output:
+        output.print_json(_summary(profile, prediction, out, artifact))
+    elif artifact:
+        output.info(f"logged to MLflow as {escape(artifact)}")
+
+
+def _summary(profile: Profile, prediction: str | None, out: Path, artifact: str | None) -> dict[str, Any]:
+    return {
+        "output": str(out),
+        "model": profile.model,
+        "task": profile.task,
+        "rows": profile.rows,
+        "features": [_row(f) for f in profile.features],
+        "prediction": {**_row(profile.prediction), "name": prediction} if profile.prediction else None,
+        "reference_accuracy": profile.reference_accuracy,
+        "reference_confidence_mean": profile.reference_confidence_mean,
+        "mlflow_artifact": artifact,
+    }
+
+
+def _row(feature: FeatureProfile) -> dict[str, Any]:
+    return {
+        "name": feature.name,
+        "kind": feature.kind,
+        "bins": len(feature.bin_labels),
+        "missing_ratio": feature.missing_ratio,
+    }
+
+
+def _print_table(profile: Profile, prediction: str | None) -> None:
+    from rich.table import Table
+
+    table = Table("feature", "type", "bins", "missing", box=None, pad_edge=False)
+    for feature in profile.features:
+        table.add_row(*_cells(escape(feature.name), feature))
+    if profile.prediction:
+        table.add_row(*_cells(f"{escape(prediction)} [dim](prediction)[/]", profile.prediction))
+    output.stdout().print(table)
+    sys.stdout.flush()  # so the summary lands before the stderr lines in a combined log
+
+
+def _cells(label: str, feature: FeatureProfile) -> tuple[str, str, str, str]:
+    return label, feature.kind, str(len(feature.bin_labels)), f"{feature.missing_ratio:.1%}"

@@ -1,0 +1,181 @@
+"""Reference profiles as MLflow artifacts.
+
+``mlmon profile --log-to-mlflow RUN_ID`` stores the profile as ``mlmon/profile.json`` in the run a model
+version was trained in. A model service then loads the profile of the exact version it serves at start-up::
+
+    from mlmon.drift.mlflow_profile import load_profile_from_mlflow
+
+    profile = load_profile_from_mlflow("models:/credit-risk@champion", "http://mlflow:5000")
+
+mlflow is imported inside the functions, after short HTTP defaults are set, so importing this module is
+cheap and a dead tracking server fails in seconds instead of retrying for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from mlmon.drift.profile import Profile, ProfileError
+from mlmon.errors import BackendError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+PROFILE_ARTIFACT_DIR = "mlmon"
+PROFILE_FILE_NAME = "profile.json"
+PROFILE_ARTIFACT_PATH = f"{PROFILE_ARTIFACT_DIR}/{PROFILE_FILE_NAME}"
+# MLflow's own defaults retry a dead server for minutes; a command line or a starting service must not hang.
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+URI_FORMS = (
+    f"runs:/RUN_ID[/PATH], models:/NAME@ALIAS or models:/NAME/VERSION (default PATH: {PROFILE_ARTIFACT_PATH})"
+)
+
+_RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.+))?$")
+_MODEL_ALIAS_URI = re.compile(r"^models:/(?P<name>.+)@(?P<alias>[^@/]+)$")
+_MODEL_VERSION_URI = re.compile(r"^models:/(?P<name>.+)/(?P<version>\d+)$")
+_MISSING_ALIAS = re.compile(r"alias .* not found", re.IGNORECASE)
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+
+
+def log_profile_to_mlflow(profile: Profile, run_id: str, tracking_uri: str | None = None) -> str:
+    """Store ``profile`` as ``mlmon/profile.json`` in an MLflow run; return its ``runs:/`` URI.
+
+    The artifact always has that name, whatever the local file was called, so
+    :func:`load_profile_from_mlflow` finds it from a model version alone.
+    """
+    client = mlflow_client(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlmon-profile-") as folder:
+        path = Path(folder) / PROFILE_FILE_NAME
+        path.write_text(profile.to_json(), encoding="utf-8")
+        with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
+            client.log_artifact(run_id, str(path), artifact_path=PROFILE_ARTIFACT_DIR)
+    return f"runs:/{run_id}/{PROFILE_ARTIFACT_PATH}"
+
+
+def load_profile_from_mlflow(uri: str, tracking_uri: str | None = None) -> Profile:
+    """Load the reference profile a run or a registered model version carries.
+
+    ``uri`` is ``runs:/RUN_ID/mlmon/profile.json`` (or just ``runs:/RUN_ID``), ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION``; for a model version the profile comes from the run the version was made
+    from. ``tracking_uri`` defaults to MLflow's own (MLFLOW_TRACKING_URI).
+
+    Raises :class:`BackendError` when the server fails or the run, model, alias or artifact does not exist,
+    and :class:`ProfileError` when the artifact is not a profile.
+    """
+    client = mlflow_client(tracking_uri)
+    run_id, artifact_path = _resolve(client, uri)
+    with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
+        client.get_run(run_id)  # so a missing run is not reported as a missing artifact
+    with tempfile.TemporaryDirectory(prefix="mlmon-profile-") as folder:
+        missing = f"log a profile to the run with `mlmon profile DATA --model NAME --log-to-mlflow {run_id}`"
+        with mlflow_errors(
+            f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri, missing
+        ):
+            local = client.download_artifacts(run_id, artifact_path, dst_path=folder)
+        try:
+            text = Path(local).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"cannot read the profile at {uri}: {exc}") from None
+    return Profile.from_json(text, uri)
+
+
+def mlflow_client(tracking_uri: str | None = None) -> MlflowClient:
+    """An MlflowClient with short HTTP timeouts and no retries (unless the environment sets its own)."""
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    from mlflow import MlflowClient
+
+    with mlflow_errors("MLflow", tracking_uri):
+        return MlflowClient(tracking_uri)
+
+
+def _resolve(client: MlflowClient, uri: str) -> tuple[str, str]:
+    """The run and artifact path a profile URI points at."""
+    if match := _RUNS_URI.match(uri):
+        return match["run_id"], match["path"] or PROFILE_ARTIFACT_PATH
+    if match := _MODEL_ALIAS_URI.match(uri):
+        name, alias = match["name"], match["alias"]
+        with mlflow_errors(f"alias {alias!r} of registered model {name!r}", client.tracking_uri):
+            version = client.get_model_version_by_alias(name, alias)
+        return _source_run(version.run_id, f"{name}@{alias}"), PROFILE_ARTIFACT_PATH
+    if match := _MODEL_VERSION_URI.match(uri):
+        name, number = match["name"], match["version"]
+        with mlflow_errors(f"version {number} of registered model {name!r}", client.tracking_uri):
+            version = client.get_model_version(name, number)
+        return _source_run(version.run_id, f"{name}/{number}"), PROFILE_ARTIFACT_PATH
+    raise ProfileError(f"cannot load a profile from {uri!r}", f"use {URI_FORMS}")
+
+
+def _source_run(run_id: str | None, version: str) -> str:
+    if not run_id:
+        raise BackendError(
+            f"model version {version} has no source run, so it has no mlmon profile",
+            "register versions from a run, and log the profile to that run with `mlmon profile --log-to-mlflow`",
+        )
+    return run_id
+
+
+@contextmanager
+def mlflow_errors(what: str, tracking_uri: str | None, missing_hint: str | None = None) -> Iterator[None]:
+    """Turn MLflow's exceptions into one-line BackendErrors that name ``what`` was asked for, and where."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise _backend_error(what, tracking_uri, exc.error_code, exc.message, missing_hint) from None
+    except (OSError, ImportError) as exc:
+        raise _backend_error(what, tracking_uri, type(exc).__name__, str(exc), missing_hint) from None
+
+
+def _backend_error(
+    what: str, tracking_uri: str | None, code: str, message: str, missing_hint: str | None
+) -> BackendError:
+    where = redact(tracking_uri) if tracking_uri else "the default tracking URI"
+    reason = _reason(message, tracking_uri or "") or code
+    # MLflow answers a missing alias with INVALID_PARAMETER_VALUE, not RESOURCE_DOES_NOT_EXIST.
+    if code == "RESOURCE_DOES_NOT_EXIST" or _MISSING_ALIAS.search(reason):
+        return BackendError(
+            f"{what} not found in MLflow at {where}",
+            missing_hint or "check the name or id, and the tracking URI",
+        )
+    scheme = (tracking_uri or "").split(":", 1)[0].split("+", 1)[0]
+    if scheme in DATABASE_SCHEMES and ("unsupported URI" in reason or "sqlalchemy" in reason.lower()):
+        return BackendError(
+            f"cannot open the MLflow store at {where}: {reason}",
+            "a database store needs sqlalchemy and alembic: pip install sqlalchemy alembic",
+        )
+    return BackendError(
+        f"MLflow at {where} failed on {what}: {reason}",
+        "check --mlflow-uri / MLFLOW_TRACKING_URI and that the server is up",
+    )
+
+
+def _reason(message: str, tracking_uri: str) -> str:
+    """The first line of MLflow's message, with a password masked and a refused connection said plainly."""
+    lines = message.strip().splitlines()
+    reason = lines[0] if lines else ""
+    password = urlsplit(tracking_uri).password if tracking_uri else None
+    if password:
+        reason = reason.replace(password, "***")
+    if errno := _OS_ERROR.search(reason):
+        return f"cannot connect ({errno[1].strip()})"
+    return reason
+
+
+def redact(uri: str) -> str:
+    """A URI fit to print: a password in it is replaced by ***."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
