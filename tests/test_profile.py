@@ -736,6 +736,20 @@ def test_log_to_mlflow_then_load_by_alias_version_and_run(
     ):
         assert load_profile_from_mlflow(profile_uri, uri) == expected, profile_uri
 
+    # A service hands the model URI straight to its monitor.
+    from prometheus_client import CollectorRegistry
+
+    from mlmon.instrument import ModelMonitor
+
+    monitor = ModelMonitor(
+        "credit-model",
+        version,
+        "models:/credit-model@champion",
+        registry=CollectorRegistry(),
+        tracking_uri=uri,
+    )
+    assert monitor.profile == expected
+
 
 def test_log_to_unknown_run_is_a_plain_error(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:
     data = write_data(reference_table(rows=20), tmp_path / "ref.csv")

@@ -164,6 +164,10 @@ class Tracking:
 class ModelMonitor:
     """Exports the metric contract for one model version.
 
+    ``profile`` is a :class:`Profile`, a profile file, or the MLflow URI of the model version served
+    (``models:/credit-risk@champion``), whose source run carries the profile ``mlmon profile --log-to-mlflow``
+    stored.
+
     >>> monitor = ModelMonitor("credit-risk", "3", "profile.json")  # doctest: +SKIP
     >>> monitor.observe({"income": 52000.0, "region": "north"}, prediction="ok", confidence=0.91,
     ...                 latency_seconds=0.012)  # doctest: +SKIP
@@ -180,10 +184,11 @@ class ModelMonitor:
         trained_at: float | None = None,
         label_value_cap: int = c.DEFAULT_LABEL_VALUE_CAP,
         clock: Callable[[], float] = time.perf_counter,
+        tracking_uri: str | None = None,
     ) -> None:
         self.model = model
         self.version = str(version)
-        self.profile = load_profile(profile) if isinstance(profile, str | Path) else profile
+        self.profile = _load(profile, tracking_uri)
         self.registry = registry if registry is not None else REGISTRY
         self.internal_errors = 0
         self._clock = clock
@@ -483,6 +488,18 @@ class ModelMonitor:
     def _internal_error(self, exc: BaseException) -> None:
         self.internal_errors += 1
         self._warn_once(f"internal:{type(exc).__name__}", f"monitor error swallowed: {exc!r}")
+
+
+def _load(profile: Profile | str | Path | None, tracking_uri: str | None) -> Profile | None:
+    """A profile given as an object, a file, or an MLflow URI (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
+    ``runs:/RUN_ID``). Loading happens once, at start-up, where a failure should stop the service loudly."""
+    if isinstance(profile, str) and profile.startswith(("models:/", "runs:/")):
+        from mlmon.drift.mlflow_profile import load_profile_from_mlflow
+
+        return load_profile_from_mlflow(profile, tracking_uri)
+    if isinstance(profile, str | Path):
+        return load_profile(profile)
+    return profile
 
 
 def _batch_rows(features: Mapping[str, Sequence[Any]], predictions: Sequence[Any] | None) -> int:
