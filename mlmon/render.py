@@ -1,63 +1,80 @@
-"""Render the templates, plan the file changes, apply them.
+"""Render the templates: a spec in, the text of every generated file out.
 
-``render_outputs`` turns a spec into file contents. ``plan_changes`` compares them with what is on disk and
-with the manifest of what mlmon wrote last time, and classifies every file: create, identical, update (mlmon
-wrote it and nobody touched it since), or conflict (someone edited it). ``apply_plan`` writes atomically and
-never overwrites a conflict unless forced: it writes ``FILE.mlmon-new`` beside it instead. ``--dry-run`` is
-just a plan that is printed and not applied.
+``render_outputs`` renders; ``plan_outputs`` renders and plans the changes in an output folder (see
+:mod:`mlmon.plan` for the plan and for writing it, :mod:`mlmon.layout` for the file names). Their names are
+re-exported here, so ``from mlmon.render import ...`` gives a caller everything `mlmon init` uses.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jinja2
 import yaml
 
 from mlmon import __version__, contract, escape, rules
-from mlmon.errors import MlmonError, OutputConflict, TemplateError, UnsafePath
-from mlmon.spec import Spec
-
-MANIFEST_NAME = ".mlmon-manifest.json"
-CONFLICT_SUFFIX = ".mlmon-new"
-
-# Output file -> template. The order is the order of the printed plan.
-PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
-RECORDING_RULES = "prometheus/rules/mlmon-recording.yml"
-ALERT_RULES = "prometheus/rules/mlmon-alerts.yml"
-ALERT_TESTS = "prometheus/tests/mlmon-alerts-test.yml"
-ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
-GRAFANA_DATASOURCE = "grafana/provisioning/datasources/mlmon.yml"
-GRAFANA_DASHBOARD_PROVIDER = "grafana/provisioning/dashboards/mlmon.yml"
-GRAFANA_DASHBOARD = "grafana/dashboards/mlmon-overview.json"
-ALL_OUTPUTS = (
-    PROMETHEUS_CONFIG,
-    RECORDING_RULES,
+from mlmon.errors import TemplateError
+from mlmon.layout import (
     ALERT_RULES,
     ALERT_TESTS,
     ALERTMANAGER_CONFIG,
-    GRAFANA_DATASOURCE,
-    GRAFANA_DASHBOARD_PROVIDER,
+    ALL_OUTPUTS,
     GRAFANA_DASHBOARD,
+    GRAFANA_DASHBOARD_PROVIDER,
+    GRAFANA_DATASOURCE,
+    PROMETHEUS_CONFIG,
+    RECORDING_RULES,
+    RULE_OUTPUTS,
+    SPEC_TEMPLATE,
+    builtin_templates_dir,
 )
-RULE_OUTPUTS = (RECORDING_RULES, ALERT_RULES, ALERT_TESTS)
-SPEC_TEMPLATE = "mlmon.yaml.j2"
+from mlmon.plan import (
+    CONFLICT_SUFFIX,
+    MANIFEST_NAME,
+    ApplyResult,
+    FileChange,
+    Plan,
+    apply_plan,
+    inputs_fingerprint,
+    plan_changes,
+    unchanged_plan,
+    write_atomic,
+)
+from mlmon.spec import Spec
 
-
-def builtin_templates_dir() -> Path:
-    """The templates shipped with mlmon: the live top-level templates/ folder in a checkout or editable
-    install, package data inside a wheel."""
-    from importlib.resources import files
-
-    return Path(str(files("mlmon.templates")))
+__all__ = [
+    "ALERTMANAGER_CONFIG",
+    "ALERT_RULES",
+    "ALERT_TESTS",
+    "ALL_OUTPUTS",
+    "CONFLICT_SUFFIX",
+    "GRAFANA_DASHBOARD",
+    "GRAFANA_DASHBOARD_PROVIDER",
+    "GRAFANA_DATASOURCE",
+    "MANIFEST_NAME",
+    "PROMETHEUS_CONFIG",
+    "RECORDING_RULES",
+    "RULE_OUTPUTS",
+    "ApplyResult",
+    "FileChange",
+    "NewModel",
+    "Plan",
+    "apply_plan",
+    "builtin_templates_dir",
+    "inputs_fingerprint",
+    "plan_changes",
+    "plan_outputs",
+    "render_outputs",
+    "render_spec_file",
+    "template_environment",
+    "unchanged_plan",
+    "write_atomic",
+]
 
 
 def template_environment(templates_dir: str | Path | None = None) -> jinja2.Environment:
@@ -177,163 +194,6 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
             "through the yaml or json filters",
         ) from None
     return text
-
-
-# ------------------------------------------------------------------------------------------------------
-# Plan
-
-Action = Literal["create", "identical", "update", "conflict"]
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file mlmon wants to write: where, what, and how it relates to what is there now."""
-
-    path: str  # relative to the plan's root
-    action: Action
-    content: str
-    old_content: str | None = None
-
-    def diff(self) -> str:
-        if self.action == "identical":
-            return ""
-        old = (self.old_content or "").splitlines(keepends=True)
-        new = self.content.splitlines(keepends=True)
-        fromfile = f"a/{self.path}" if self.old_content is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, f"b/{self.path}"))
-
-
-@dataclass
-class Plan:
-    root: Path
-    changes: list[FileChange]
-    manifest: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what mlmon last wrote
-
-    @property
-    def conflicts(self) -> list[FileChange]:
-        return [c for c in self.changes if c.action == "conflict"]
-
-    @property
-    def has_changes(self) -> bool:
-        return any(c.action != "identical" for c in self.changes)
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def safe_target(root: Path, relative: str) -> Path:
-    """``root/relative``, refusing anything that would land outside ``root`` (``..``, absolute paths,
-    symlinks pointing elsewhere)."""
-    if Path(relative).is_absolute() or ".." in Path(relative).parts:
-        raise UnsafePath(f"{relative} is outside the output folder {root}")
-    root_resolved = root.resolve()
-    target = (root / relative).resolve()
-    if target != root_resolved and root_resolved not in target.parents:
-        raise UnsafePath(
-            f"{root / relative} resolves to {target}, outside the output folder {root_resolved}",
-            "remove the symlink, or choose another --out folder",
-        )
-    return root / relative
-
-
-def read_manifest(root: Path) -> dict[str, str]:
-    path = root / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        files = data["files"]
-        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-            raise ValueError("files must map paths to hashes")
-        return dict(files)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MlmonError(
-            f"the manifest {path} is unreadable: {exc}",
-            "delete it and run again; files you edited will then show as conflicts rather than be overwritten",
-        ) from None
-
-
-def plan_changes(root: str | Path, rendered: Mapping[str, str]) -> Plan:
-    """Classify each rendered file against the disk and the manifest. Reads only; writes nothing."""
-    root = Path(root)
-    manifest = read_manifest(root)
-    changes = []
-    for relative, content in rendered.items():
-        target = safe_target(root, relative)
-        try:
-            old = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            changes.append(FileChange(relative, "create", content))
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MlmonError(f"cannot read {target}: {exc}") from None
-        if old == content:
-            action: Action = "identical"
-        elif manifest.get(relative) == sha256(old):
-            action = "update"
-        else:  # edited since mlmon wrote it, or written by someone else
-            action = "conflict"
-        changes.append(FileChange(relative, action, content, old))
-    return Plan(root, changes, manifest)
-
-
-# ------------------------------------------------------------------------------------------------------
-# Apply
-
-
-def write_atomic(path: Path, content: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers see the old file or the new one,
-    never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    written: list[str]
-    conflict_copies: list[str]
-
-
-def apply_plan(plan: Plan, force: bool = False) -> ApplyResult:
-    """Write the plan. A conflict is overwritten only with ``force``; otherwise its new content goes to
-    ``FILE.mlmon-new`` and :class:`OutputConflict` is raised after everything else was written."""
-    written, copies = [], []
-    manifest = dict(plan.manifest)
-    for change in plan.changes:
-        target = safe_target(plan.root, change.path)
-        if change.action == "conflict" and not force:
-            copy = safe_target(plan.root, change.path + CONFLICT_SUFFIX)
-            write_atomic(copy, change.content)
-            copies.append(change.path + CONFLICT_SUFFIX)
-            continue
-        if change.action != "identical":
-            write_atomic(target, change.content)
-            written.append(change.path)
-        manifest[change.path] = sha256(change.content)
-    manifest_doc = {"generator": f"mlmon {__version__}", "files": dict(sorted(manifest.items()))}
-    write_atomic(plan.root / MANIFEST_NAME, json.dumps(manifest_doc, indent=2) + "\n")
-    if copies:
-        raise OutputConflict(
-            f"{len(copies)} file(s) were edited since mlmon wrote them and were left alone: "
-            + ", ".join(c.removesuffix(CONFLICT_SUFFIX) for c in copies),
-            f"the new versions are beside them as *{CONFLICT_SUFFIX}; merge by hand, or run again with --force "
-            "to overwrite",
-        )
-    return ApplyResult(written, copies)
 
 
 # ------------------------------------------------------------------------------------------------------

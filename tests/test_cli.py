@@ -105,6 +105,16 @@ def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) ->
     assert not edited.read_text().endswith("# mine\n")
 
 
+def test_an_edit_is_a_conflict_even_when_the_spec_did_not_change(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    edited = tmp_path / "monitoring" / ALERT_RULES
+    edited.write_text(edited.read_text().replace("for: 5m", "for: 1m"))
+    code, out, _ = run("init", cwd=tmp_path)
+    assert code == 1
+    assert f" conflict  monitoring/{ALERT_RULES}" in out
+    assert "for: 1m" in edited.read_text()
+
+
 def test_json_plan(tmp_path: Path) -> None:
     code, out, _ = run("init", "--no-input", "--json", cwd=tmp_path)
     assert code == 0

@@ -23,9 +23,11 @@ from mlmon.render import (
     RECORDING_RULES,
     NewModel,
     apply_plan,
+    inputs_fingerprint,
     plan_outputs,
     render_outputs,
     render_spec_file,
+    unchanged_plan,
 )
 from mlmon.spec import Spec, spec_from_dict, spec_from_yaml
 from tests.conftest import HOSTILE_MODEL_NAMES, HOSTILE_NAMES, full_spec_dict
@@ -307,3 +309,33 @@ def test_new_spec_file_round_trips() -> None:
 def test_hostile_names_list_is_covered() -> None:
     joined = " ".join(HOSTILE_MODEL_NAMES)
     assert all(name in joined for name in HOSTILE_NAMES)
+
+
+def test_unchanged_inputs_are_recognised_without_rendering(tmp_path: Path, minimal_spec: Spec) -> None:
+    spec_text = b"models: [{name: credit-risk, targets: ['127.0.0.1:8000']}]\n"
+    fingerprint = inputs_fingerprint(spec_text, None)
+    out = tmp_path / "out"
+    apply_plan(plan_outputs(minimal_spec, out), fingerprint=fingerprint)
+
+    plan = unchanged_plan(out, fingerprint, ALL_OUTPUTS)
+    assert plan is not None
+    assert [(c.path, c.action) for c in plan.changes] == [(p, "identical") for p in ALL_OUTPUTS]
+
+    assert unchanged_plan(out, inputs_fingerprint(spec_text + b"# edit\n", None), ALL_OUTPUTS) is None
+    override = tmp_path / "templates"
+    override.mkdir()
+    (override / "extra.j2").write_text("x")
+    assert unchanged_plan(out, inputs_fingerprint(spec_text, override), ALL_OUTPUTS) is None
+
+    edited = out / ALERTMANAGER_CONFIG
+    edited.write_text(edited.read_text() + "# mine\n")
+    assert unchanged_plan(out, fingerprint, ALL_OUTPUTS) is None, "an edited file needs the full plan"
+    edited.unlink()
+    assert unchanged_plan(out, fingerprint, ALL_OUTPUTS) is None, "a deleted file needs the full plan"
+
+
+def test_a_plan_applied_without_fingerprint_never_takes_the_shortcut(
+    tmp_path: Path, minimal_spec: Spec
+) -> None:
+    apply_plan(plan_outputs(minimal_spec, tmp_path))
+    assert unchanged_plan(tmp_path, inputs_fingerprint(b"", None), ALL_OUTPUTS) is None

@@ -78,8 +78,8 @@ def init_command(
     Safe to re-run: files you have not touched are updated, files you edited are left alone (the new version
     goes beside them as FILE.mlmon-new and the command exits 1), unless --force.
     """
-    from mlmon.render import FileChange, NewModel, apply_plan, plan_outputs, render_spec_file, write_atomic
-    from mlmon.spec import load_spec
+    from mlmon.layout import ALL_OUTPUTS
+    from mlmon.plan import FileChange
 
     spec_change: FileChange | None = None
     new_spec_flags = {"--project": project, "--model": model, "--target": target, "--feature": feature}
@@ -90,8 +90,18 @@ def init_command(
                 f"{spec_path} exists, so {', '.join(given)} would be ignored",
                 f"edit {spec_path} instead, or pass --spec NEW.yaml to start a new spec",
             )
+        fingerprint, unchanged = nothing_changed(spec_path, out, templates_dir, ALL_OUTPUTS)
+        if unchanged is not None:
+            show_plan(unchanged, None, json_output=json_output, diff=diff, dry_run=dry_run or check)
+            return
+        from mlmon.render import apply_plan, plan_outputs
+        from mlmon.spec import load_spec
+
         spec = load_spec(spec_path)
     else:
+        from mlmon.plan import inputs_fingerprint
+        from mlmon.render import NewModel, apply_plan, plan_outputs, render_spec_file
+
         interactive = not no_input and sys.stdin.isatty()
         answers = _ask(project, model, target, feature) if interactive else {}
         text, spec = render_spec_file(
@@ -111,6 +121,7 @@ def init_command(
             source=str(spec_path),
         )
         spec_change = FileChange(str(spec_path), "create", text)
+        fingerprint = inputs_fingerprint(text.encode("utf-8"), templates_dir)
 
     plan = plan_outputs(spec, out, templates_dir)
     show_plan(plan, spec_change, json_output=json_output, diff=diff, dry_run=dry_run or check)
@@ -121,8 +132,28 @@ def init_command(
     if dry_run:
         return
     if spec_change:
+        from mlmon.plan import write_atomic
+
         write_atomic(spec_path, spec_change.content)
-    apply_plan(plan, force=force)
+    apply_plan(plan, force=force, fingerprint=fingerprint)
+
+
+def nothing_changed(
+    spec_path: Path, out: Path, templates_dir: Path | None, outputs: tuple[str, ...]
+) -> tuple[str | None, Any]:
+    """(inputs fingerprint, a plan of identical files if nothing changed since the last run, else None).
+
+    The quick answer needs neither Jinja2 nor the spec parsed: a re-run with nothing to do stays fast."""
+    from mlmon.plan import inputs_fingerprint, unchanged_plan
+
+    if templates_dir is not None and not templates_dir.is_dir():
+        return None, None  # let the full run report the missing folder
+    try:
+        spec_text = spec_path.read_bytes()
+    except OSError:
+        return None, None  # the full run reports it with a proper message
+    fingerprint = inputs_fingerprint(spec_text, templates_dir)
+    return fingerprint, unchanged_plan(out, fingerprint, outputs)
 
 
 def _parse_feature(text: str) -> tuple[str, str]:

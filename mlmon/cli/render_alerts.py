@@ -17,6 +17,7 @@ from mlmon.cli.init import (
     OutOption,
     SpecOption,
     TemplatesOption,
+    nothing_changed,
     show_plan,
 )
 from mlmon.cli.output import handles_errors
@@ -71,11 +72,13 @@ def render_alerts_command(
         else:
             write_atomic(Path(output_file), text)
         return
-    plan = plan_outputs(spec, out, templates_dir, only=RULE_OUTPUTS)
+    fingerprint, plan = nothing_changed(spec_path, out, templates_dir, RULE_OUTPUTS)
+    if plan is None:
+        plan = plan_outputs(spec, out, templates_dir, only=RULE_OUTPUTS)
     show_plan(plan, None, json_output=json_output, diff=diff, dry_run=dry_run or check)
     if check:
         if plan.has_changes:
             raise CheckFailed("the rule files are out of date", "run `mlmon render-alerts` to update them")
         return
     if not dry_run:
-        apply_plan(plan, force=force)
+        apply_plan(plan, force=force, fingerprint=fingerprint)

@@ -1,0 +1,243 @@
+"""Plan, then apply: the file changes a command makes, as data, and writing them safely.
+
+``plan_changes`` compares rendered files with what is on disk and with the manifest of what mlmon wrote last
+time, and classifies every file: create, identical, update (mlmon wrote it and nobody touched it since), or
+conflict (someone edited it). ``apply_plan`` writes atomically and never overwrites a conflict unless forced:
+it writes ``FILE.mlmon-new`` beside it instead. ``--dry-run`` is a plan that is printed and not applied.
+
+The manifest also records a fingerprint of the inputs each file was rendered from (the spec, the templates,
+mlmon's version). When the fingerprint and every file on disk still match, :func:`unchanged_plan` answers
+"all identical" without rendering anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlmon import __version__
+from mlmon.errors import MlmonError, OutputConflict, UnsafePath
+from mlmon.layout import builtin_templates_dir
+
+MANIFEST_NAME = ".mlmon-manifest.json"
+CONFLICT_SUFFIX = ".mlmon-new"
+
+Action = Literal["create", "identical", "update", "conflict"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file mlmon wants to write: where, what, and how it relates to what is there now."""
+
+    path: str  # relative to the plan's root
+    action: Action
+    content: str
+    old_content: str | None = None
+
+    def diff(self) -> str:
+        if self.action == "identical":
+            return ""
+        old = (self.old_content or "").splitlines(keepends=True)
+        new = self.content.splitlines(keepends=True)
+        fromfile = f"a/{self.path}" if self.old_content is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile, f"b/{self.path}"))
+
+
+@dataclass
+class Manifest:
+    files: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what mlmon last wrote
+    inputs: dict[str, str] = field(default_factory=dict)  # path -> fingerprint of what it was rendered from
+
+
+@dataclass
+class Plan:
+    root: Path
+    changes: list[FileChange]
+    manifest: Manifest = field(default_factory=Manifest)
+
+    @property
+    def conflicts(self) -> list[FileChange]:
+        return [c for c in self.changes if c.action == "conflict"]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action != "identical" for c in self.changes)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def safe_target(root: Path, relative: str) -> Path:
+    """``root/relative``, refusing anything that would land outside ``root`` (``..``, absolute paths,
+    symlinks pointing elsewhere)."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise UnsafePath(f"{relative} is outside the output folder {root}")
+    root_resolved = root.resolve()
+    target = (root / relative).resolve()
+    if target != root_resolved and root_resolved not in target.parents:
+        raise UnsafePath(
+            f"{root / relative} resolves to {target}, outside the output folder {root_resolved}",
+            "remove the symlink, or choose another --out folder",
+        )
+    return root / relative
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = root / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files, inputs = data["files"], data.get("inputs", {})
+        for name, mapping in (("files", files), ("inputs", inputs)):
+            if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                raise ValueError(f"{name} must map paths to hashes")
+        return Manifest(dict(files), dict(inputs))
+    except FileNotFoundError:
+        return Manifest()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MlmonError(
+            f"the manifest {path} is unreadable: {exc}",
+            "delete it and run again; files you edited will then show as conflicts rather than be overwritten",
+        ) from None
+
+
+def plan_changes(root: str | Path, rendered: Mapping[str, str]) -> Plan:
+    """Classify each rendered file against the disk and the manifest. Reads only; writes nothing."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    changes = []
+    for relative, content in rendered.items():
+        target = safe_target(root, relative)
+        try:
+            old = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            changes.append(FileChange(relative, "create", content))
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MlmonError(f"cannot read {target}: {exc}") from None
+        if old == content:
+            action: Action = "identical"
+        elif manifest.files.get(relative) == sha256(old):
+            action = "update"
+        else:  # edited since mlmon wrote it, or written by someone else
+            action = "conflict"
+        changes.append(FileChange(relative, action, content, old))
+    return Plan(root, changes, manifest)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Nothing changed?
+
+
+def inputs_fingerprint(spec_text: bytes, templates_dir: str | Path | None) -> str:
+    """A hash of everything the generated files depend on: mlmon's version, the spec's text, and every
+    template, mlmon's own and the overriding ones."""
+    digest = hashlib.sha256()
+    for part in (__version__.encode(), spec_text):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    folders = [builtin_templates_dir()] + ([Path(templates_dir)] if templates_dir else [])
+    for folder in folders:
+        for template in sorted(folder.rglob("*.j2")):
+            name = template.relative_to(folder).as_posix().encode()
+            content = template.read_bytes()
+            digest.update(len(name).to_bytes(8, "big") + name + len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()
+
+
+def unchanged_plan(root: str | Path, fingerprint: str, outputs: Iterable[str]) -> Plan | None:
+    """A plan of identical files when every output was rendered from the same inputs and is on disk as mlmon
+    wrote it; None when anything differs (then render and plan as usual)."""
+    root = Path(root)
+    try:
+        manifest = read_manifest(root)
+    except MlmonError:
+        return None
+    changes = []
+    for relative in outputs:
+        if manifest.inputs.get(relative) != fingerprint:
+            return None
+        try:
+            content = safe_target(root, relative).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, UnsafePath):
+            return None
+        if sha256(content) != manifest.files.get(relative):
+            return None
+        changes.append(FileChange(relative, "identical", content, content))
+    return Plan(root, changes, manifest)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Apply
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Write via a temporary file in the same folder and rename, so readers see the old file or the new one,
+    never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    written: list[str]
+    conflict_copies: list[str]
+
+
+def apply_plan(plan: Plan, force: bool = False, fingerprint: str | None = None) -> ApplyResult:
+    """Write the plan. A conflict is overwritten only with ``force``; otherwise its new content goes to
+    ``FILE.mlmon-new`` and :class:`OutputConflict` is raised after everything else was written.
+
+    ``fingerprint`` (from :func:`inputs_fingerprint`) is recorded for each file now as rendered, so that the
+    next run with the same inputs can skip rendering."""
+    written, copies = [], []
+    files, inputs = dict(plan.manifest.files), dict(plan.manifest.inputs)
+    for change in plan.changes:
+        target = safe_target(plan.root, change.path)
+        if change.action == "conflict" and not force:
+            copy = safe_target(plan.root, change.path + CONFLICT_SUFFIX)
+            write_atomic(copy, change.content)
+            copies.append(change.path + CONFLICT_SUFFIX)
+            inputs.pop(change.path, None)
+            continue
+        if change.action != "identical":
+            write_atomic(target, change.content)
+            written.append(change.path)
+        files[change.path] = sha256(change.content)
+        if fingerprint is None:
+            inputs.pop(change.path, None)
+        else:
+            inputs[change.path] = fingerprint
+    manifest_doc = {
+        "generator": f"mlmon {__version__}",
+        "files": dict(sorted(files.items())),
+        "inputs": dict(sorted(inputs.items())),
+    }
+    write_atomic(plan.root / MANIFEST_NAME, json.dumps(manifest_doc, indent=2) + "\n")
+    if copies:
+        raise OutputConflict(
+            f"{len(copies)} file(s) were edited since mlmon wrote them and were left alone: "
+            + ", ".join(c.removesuffix(CONFLICT_SUFFIX) for c in copies),
+            f"the new versions are beside them as *{CONFLICT_SUFFIX}; merge by hand, or run again with --force "
+            "to overwrite",
+        )
+    return ApplyResult(written, copies)
