@@ -187,7 +187,7 @@ def _ask(
 
 def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry_run: bool) -> None:
     """The plan on stdout: one line per file with its action, and diffs with --diff."""
-    from mlmon.render import CONFLICT_SUFFIX
+    from mlmon.plan import CONFLICT_SUFFIX
 
     changes = ([spec_change] if spec_change else []) + list(plan.changes)
     if json_output:
