@@ -1,12 +1,15 @@
 """mlmon: monitoring for machine-learning models on Prometheus, Alertmanager, Grafana and MLflow.
 
-The library under the ``mlmon`` command. Every command is a thin layer over a function here::
+The library under the ``mlmon`` command. Every command is a thin layer over a function of it::
 
-    from mlmon import load_spec, plan_init, apply_plan
+    from mlmon.spec import load_spec
+    from mlmon.render import plan_outputs, apply_plan
 
     spec = load_spec("mlmon.yaml")
-    plan = plan_init(spec, "monitoring")
-    apply_plan(plan)
+    plan = plan_outputs(spec, "monitoring")   # reads only
+    apply_plan(plan)                          # atomic writes; never overwrites a file you edited
+
+A model service imports :mod:`mlmon.instrument`.
 """
 
 from __future__ import annotations

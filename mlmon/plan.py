@@ -30,6 +30,7 @@ MANIFEST_NAME = ".mlmon-manifest.json"
 CONFLICT_SUFFIX = ".mlmon-new"
 
 Action = Literal["create", "identical", "update", "conflict"]
+_WRITE_HINT = "check that the folder exists, is writable, and that the path is not a folder"
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def read_manifest(root: Path) -> Manifest:
             if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
                 raise ValueError(f"{name} must map paths to hashes")
         return Manifest(dict(files), dict(inputs))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing written there yet
         return Manifest()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MlmonError(
@@ -117,7 +118,7 @@ def plan_changes(root: str | Path, rendered: Mapping[str, str]) -> Plan:
         target = safe_target(root, relative)
         try:
             old = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # writing it will say why, if it cannot be written
             changes.append(FileChange(relative, "create", content))
             continue
         except (OSError, UnicodeDecodeError) as exc:
@@ -180,8 +181,11 @@ def unchanged_plan(root: str | Path, fingerprint: str, outputs: Iterable[str]) -
 def write_atomic(path: Path, content: str) -> None:
     """Write via a temporary file in the same folder and rename, so readers see the old file or the new one,
     never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise MlmonError(f"cannot write {path}: {exc.strerror or exc}", _WRITE_HINT) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(content)
@@ -192,6 +196,9 @@ def write_atomic(path: Path, content: str) -> None:
         else:
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise MlmonError(f"cannot write {path}: {exc.strerror or exc}", _WRITE_HINT) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

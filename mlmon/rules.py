@@ -282,6 +282,7 @@ def _window_rules(w: str) -> RuleGroup:
     true_pos = per_class("predicted", correct_only=True)
     predicted = per_class("predicted", correct_only=False)
     actual = per_class("actual", correct_only=False)
+    classes = f"(\n  {predicted} * 0\n  or\n  {actual} * 0\n)"
     rules = [
         # Exact counts per bin first; every share and statistic below derives from them.
         RecordingRule(feature_bin_count(w), f"sum by ({mvfb}) (\n  {window_count(c.FEATURE_BIN.name, w)}\n)"),
@@ -331,17 +332,22 @@ def _window_rules(w: str) -> RuleGroup:
             accuracy(w),
             _ratio_or_zero(f'sum by ({_MV}) ({feedback}{{correct="true"}})', feedback_count(w)),
         ),
+        # Every class seen as a prediction or as the truth gets a precision, recall and F1, 0 where
+        # undefined (never predicted, never true, or P + R = 0), as scikit-learn's macro average counts them;
+        # otherwise a classifier that collapses onto one class would look better, or its F1 would be NaN.
         RecordingRule(
-            class_precision(w), f"(\n  {true_pos}\n  or\n  {predicted} * 0\n)\n/ on ({mvc})\n{predicted}"
+            class_precision(w),
+            f"(\n  ({true_pos}\n  or\n  {predicted} * 0)\n  / on ({mvc})\n  {predicted}\n)\nor\n{classes}",
         ),
         RecordingRule(
             class_recall(w),
-            f"(\n  {true_pos}\n  or\n  {actual} * 0\n)\n/ on ({mvc})\n{actual}",
+            f"(\n  ({true_pos}\n  or\n  {actual} * 0)\n  / on ({mvc})\n  {actual}\n)\nor\n{classes}",
         ),
         RecordingRule(
             class_f1(w),
-            f"2 * {class_precision(w)} * on ({mvc}) {class_recall(w)}\n"
-            f"/ on ({mvc})\n({class_precision(w)} + on ({mvc}) {class_recall(w)})",
+            f"(\n  2 * {class_precision(w)} * on ({mvc}) {class_recall(w)}\n"
+            f"  / on ({mvc})\n  ({class_precision(w)} + on ({mvc}) {class_recall(w)})\n"
+            f"  > -Inf\n)\nor\n{class_precision(w)} * 0",
         ),
         RecordingRule(macro_f1(w), f"avg by ({_MV}) ({class_f1(w)})"),
     ]

@@ -36,6 +36,8 @@ _HOST_PORT_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_NAME_LENGTH = 200
 MAX_PSI_THRESHOLD = 2.5
+MAX_MIN_DRIFT_SAMPLES = 1_000_000
+RESERVED_RECEIVER = "mlmon-unrouted"
 
 
 def duration_seconds(text: str) -> float:
@@ -218,7 +220,6 @@ class Spec:
 # Reading YAML with line numbers
 
 
-_SCALARS = yaml.constructor.SafeConstructor()
 # libyaml's parser when PyYAML was built with it: several times faster, same nodes and line marks.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -251,8 +252,17 @@ def _from_yaml_node(node: yaml.Node, source: str) -> _Node:
         return _Node(mapping, line)
     if isinstance(node, yaml.SequenceNode):
         return _Node([_from_yaml_node(item, source) for item in node.value], line)
-    # Scalars: PyYAML's safe constructor decides the type (int, float, bool, null, str).
-    return _Node(_SCALARS.construct_object(node, deep=True), line)
+    # Scalars: PyYAML's safe constructor decides the type (int, float, bool, null, str). A fresh one each
+    # time: a constructor remembers every node it built.
+    try:
+        value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise SpecError(
+            f"cannot read the value {node.value!r}: {exc}".split("\n")[0],
+            "write plain YAML values; tags such as !!python/... are not allowed",
+            where=f"{source}:{line}",
+        ) from None
+    return _Node(value, line)
 
 
 def _plain_to_node(value: Any, line: int = 0) -> _Node:
@@ -448,7 +458,46 @@ def _url(value: Any) -> str:
     text = _text(value)
     if not re.match(r"^https?://[^\s/]+", text):
         raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:  # a port out of range, a broken IPv6 address
+        raise ValueError(f"is not a valid URL ({exc}): {text!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "must not hold credentials (user:password@): they would be copied into generated files; "
+            "give credentials through environment variables or files instead"
+        )
+    if not parts.hostname or port == 0:
+        raise ValueError(f"needs a host and a port above 0, got {text!r}")
     return text.rstrip("/")
+
+
+_CREDENTIALS_RE = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/@\s]*)@", re.IGNORECASE)
+
+
+def without_credentials(uri: str) -> tuple[str, bool]:
+    """``uri`` with its secret removed, and whether there was one. An http(s) URL loses ``user:password@``
+    whole (Prometheus and Grafana take credentials elsewhere); a database URI keeps its user name."""
+    match = _CREDENTIALS_RE.match(uri)
+    if not match:
+        return uri, False
+    prefix, userinfo, rest = match.group(1), match.group(2), uri[match.end() :]
+    if prefix.lower() in ("http://", "https://"):
+        return prefix + rest, True
+    if ":" not in userinfo:
+        return uri, False
+    return f"{prefix}{userinfo.split(':', 1)[0]}@{rest}", True
+
+
+def _tracking_uri(value: Any) -> str:
+    text = _text(value)
+    if re.match(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", text, re.IGNORECASE):
+        raise ValueError(
+            "must not hold a password: it would be written into mlmon.yaml; set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI) in the environment instead"
+        )
+    return text
 
 
 def _host_port(value: Any) -> str:
@@ -484,11 +533,6 @@ def _bool(value: Any) -> bool:
     return value
 
 
-def _path_text(value: Any) -> str:
-    text = _name(value)
-    return text
-
-
 # ------------------------------------------------------------------------------------------------------
 # Sections
 
@@ -508,13 +552,15 @@ def _thresholds(r: _Reader) -> Thresholds:
     t = Thresholds(
         latency_p95_seconds=r.get("latency_p95_seconds", _positive, d.latency_p95_seconds),
         latency_p99_seconds=r.get("latency_p99_seconds", _positive, d.latency_p99_seconds),
-        error_ratio=r.get("error_ratio", _ratio, d.error_ratio),
+        error_ratio=r.get("error_ratio", _number(0, 0.99), d.error_ratio),
         min_request_rate=r.get("min_request_rate", _number(0), d.min_request_rate),
         psi_warning=r.get("psi_warning", _positive, d.psi_warning),
         psi_critical=r.get("psi_critical", _positive, d.psi_critical),
         prediction_psi=r.get("prediction_psi", _positive, d.prediction_psi),
         drift_window=r.get("drift_window", _duration_between("5m", "1d"), d.drift_window),
-        min_drift_samples=r.get("min_drift_samples", _number(0, integer=True), d.min_drift_samples),
+        min_drift_samples=r.get(
+            "min_drift_samples", _number(0, MAX_MIN_DRIFT_SAMPLES, integer=True), d.min_drift_samples
+        ),
         missing_ratio=r.get("missing_ratio", _ratio, d.missing_ratio),
         confidence_drop=r.get("confidence_drop", _ratio, d.confidence_drop),
         accuracy_drop=r.get("accuracy_drop", _ratio, d.accuracy_drop),
@@ -535,8 +581,6 @@ def _thresholds(r: _Reader) -> Thresholds:
             "distributions barely overlap, and the generated alert tests cannot build such a case",
             key="psi_critical",
         )
-    if t.error_ratio >= 1:
-        raise r.error("error_ratio must be below 1, or the alert could never fire", key="error_ratio")
     if t.psi_warning >= t.psi_critical:
         raise r.error(
             f"psi_warning ({t.psi_warning}) must be below psi_critical ({t.psi_critical})", key="psi_warning"
@@ -588,7 +632,7 @@ def _model(r: _Reader, default_thresholds: _Node | None) -> ModelSpec:
         alias=r.get("alias", _name, "champion"),
         task=r.get("task", _choice("classification", "regression"), "classification"),  # type: ignore[arg-type]
         targets=r.text_list("targets", _host_port),
-        file_sd=r.text_list("file_sd", _path_text),
+        file_sd=r.text_list("file_sd", _name),
         metrics_path=r.get("metrics_path", _metrics_path, "/metrics"),
         scheme=r.get("scheme", _choice("http", "https"), "http"),  # type: ignore[arg-type]
         scrape_interval=r.get("scrape_interval", _duration, None),
@@ -621,8 +665,8 @@ def _receiver(r: _Reader) -> Receiver:
         w = r.child("webhook")
         webhook = WebhookReceiver(
             url=w.get("url", _url, None),
-            url_file=w.get("url_file", _path_text, None),
-            bearer_token_file=w.get("bearer_token_file", _path_text, None),
+            url_file=w.get("url_file", _name, None),
+            bearer_token_file=w.get("bearer_token_file", _name, None),
             send_resolved=w.get("send_resolved", _bool, True),
         )
         w.finish(hints=_INLINE_SECRET_HINTS)
@@ -630,7 +674,7 @@ def _receiver(r: _Reader) -> Receiver:
             raise w.error("needs exactly one of url or url_file", "url_file needs Alertmanager 0.26 or newer")
     if r.has("slack"):
         s = r.child("slack")
-        api_url_file = s.get("api_url_file", _path_text, None)
+        api_url_file = s.get("api_url_file", _name, None)
         channel, send_resolved = s.get("channel", _name, "#ml-alerts"), s.get("send_resolved", _bool, True)
         s.finish(hints=_INLINE_SECRET_HINTS)  # an inline secret is the likelier mistake: name it first
         if api_url_file is None:
@@ -638,7 +682,7 @@ def _receiver(r: _Reader) -> Receiver:
         slack = SlackReceiver(api_url_file, channel, send_resolved)
     if r.has("pagerduty"):
         p = r.child("pagerduty")
-        routing_key_file = p.get("routing_key_file", _path_text, None)
+        routing_key_file = p.get("routing_key_file", _name, None)
         send_resolved = p.get("send_resolved", _bool, True)
         p.finish(hints=_INLINE_SECRET_HINTS)
         if routing_key_file is None:
@@ -656,7 +700,7 @@ def _receiver(r: _Reader) -> Receiver:
             sender=e.get("from", _name, ""),
             smarthost=e.get("smarthost", _host_port, ""),
             auth_username=e.get("auth_username", _name, None),
-            auth_password_file=e.get("auth_password_file", _path_text, None),
+            auth_password_file=e.get("auth_password_file", _name, None),
             require_tls=e.get("require_tls", _bool, True),
             send_resolved=e.get("send_resolved", _bool, False),
         )
@@ -687,6 +731,12 @@ def _prometheus(r: _Reader) -> PrometheusConfig:
 def _alertmanager(r: _Reader) -> AlertmanagerConfig:
     receivers = [_receiver(rr) for rr in r.children("receivers")]
     names = [x.name for x in receivers]
+    if RESERVED_RECEIVER in names:
+        raise r.error(
+            f"the receiver name {RESERVED_RECEIVER!r} is reserved: mlmon routes unrouted alerts there",
+            "choose another name",
+            key="receivers",
+        )
     for name in names:
         if names.count(name) > 1:
             raise r.error(
@@ -711,7 +761,7 @@ def _grafana(r: _Reader) -> GrafanaConfig:
         datasource_uid=r.get("datasource_uid", _uid, d.datasource_uid),
         datasource_url=r.get("datasource_url", _url, None),
         folder=r.get("folder", _name, d.folder),
-        dashboards_path=r.get("dashboards_path", _path_text, d.dashboards_path),
+        dashboards_path=r.get("dashboards_path", _name, d.dashboards_path),
     )
     r.finish()
     return config
@@ -744,7 +794,7 @@ def _spec(r: _Reader) -> Spec:
             raise r.error(f"model {name!r} is defined twice", "give each model a unique name", key="models")
     mlflow = r.child("mlflow")
     mlflow_config = MlflowConfig(
-        tracking_uri=mlflow.text("tracking_uri", MlflowConfig.tracking_uri),
+        tracking_uri=mlflow.get("tracking_uri", _tracking_uri, MlflowConfig.tracking_uri),
         registry_uri=mlflow.optional_text("registry_uri"),
     )
     mlflow.finish()
@@ -788,7 +838,15 @@ def spec_from_yaml(text: str, source: str = DEFAULT_SPEC_FILE) -> Spec:
         raise SpecError(f"not valid YAML: {exc}", where=source) from None
     if root is None:
         raise SpecError("is empty", "run `mlmon init` to write an example", where=source)
-    return _spec(_Reader(_from_yaml_node(root, source), "", source))
+    try:
+        tree = _from_yaml_node(root, source)
+    except RecursionError:
+        raise SpecError(
+            "refers to itself (a YAML alias inside its own anchor)",
+            "remove the recursive alias",
+            where=source,
+        ) from None
+    return _spec(_Reader(tree, "", source))
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Spec:

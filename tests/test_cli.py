@@ -115,6 +115,50 @@ def test_an_edit_is_a_conflict_even_when_the_spec_did_not_change(tmp_path: Path)
     assert "for: 1m" in edited.read_text()
 
 
+def test_credentials_from_the_environment_stay_out_of_every_file(tmp_path: Path) -> None:
+    secret_env = {
+        "MLFLOW_TRACKING_URI": "postgresql://mlflow:S3cretPW@db.internal:5432/mlflow",
+        "MLMON_PROMETHEUS_URL": "https://admin:PromPW@prom.internal:9090",
+    }
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = runner.invoke(app, ["init", "--no-input"], env={**ENV, **secret_env})
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.stderr
+    assert "left the credentials in --mlflow-uri out of the new spec" in result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 8
+    for path in written:
+        text = path.read_text()
+        assert "S3cretPW" not in text and "PromPW" not in text, path
+    assert (
+        'tracking_uri: "postgresql://mlflow@db.internal:5432/mlflow"' in (tmp_path / "mlmon.yaml").read_text()
+    )
+    assert "S3cretPW" not in result.stdout + result.stderr
+
+
+def test_flags_for_a_new_spec_are_refused_when_it_exists(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    code, _, err = run(
+        "init", "--prometheus-url", "http://10.0.0.1:9090", "--task", "regression", cwd=tmp_path
+    )
+    assert code == 1
+    assert "error: mlmon.yaml exists, so --task, --prometheus-url would be ignored" in err
+
+
+def test_write_failures_are_plain_errors(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    code, _, err = run("init", "--no-input", "--out", "blocker/monitoring", cwd=tmp_path)
+    assert code == 1
+    assert err.startswith("error: cannot write blocker/monitoring/")
+    assert "Traceback" not in err
+    code, _, err = run("render-alerts", "--output", "mlmon.yaml", cwd=tmp_path)
+    assert code == 1
+    assert "error: mlmon.yaml exists" in err
+
+
 def test_json_plan(tmp_path: Path) -> None:
     code, out, _ = run("init", "--no-input", "--json", cwd=tmp_path)
     assert code == 0

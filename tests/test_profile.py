@@ -102,15 +102,16 @@ def assert_user_error(code: int, err: str, *fragments: str) -> None:
 
 
 def count_with_bin_of(feature: FeatureProfile, values: Sequence[Any]) -> tuple[list[float], float]:
-    """The reference shares and missing ratio the live monitor would count for ``values``."""
+    """The reference shares and missing ratio the live monitor would count for ``values`` (an infinite value
+    is in no bin and not missing: the monitor counts it as invalid input)."""
     counts = [0] * len(feature.bin_labels)
     missing = 0
     for value in values:
         index = feature.bin_of(value)
-        if index is None:
-            missing += 1
-        else:
+        if index is not None:
             counts[index] += 1
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
+            missing += 1
     return shares(counts), missing / len(values)
 
 

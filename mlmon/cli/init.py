@@ -12,6 +12,17 @@ from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
 from mlmon.errors import CheckFailed, MlmonError
 
+NEW_SPEC_OPTIONS = (
+    "project",
+    "model",
+    "target",
+    "feature",
+    "task",
+    "prometheus_url",
+    "alertmanager_url",
+    "mlflow_uri",
+)
+
 ACTION_STYLE = {"create": "green", "update": "cyan", "identical": "dim", "conflict": "bold red"}
 
 SpecOption = Annotated[
@@ -41,6 +52,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the plan as JSON
 
 @handles_errors
 def init_command(
+    ctx: typer.Context,
     spec_path: SpecOption = Path("mlmon.yaml"),
     out: OutOption = Path("monitoring"),
     project: Annotated[str | None, typer.Option(help="Project name, for a new spec.")] = None,
@@ -82,9 +94,14 @@ def init_command(
     from mlmon.plan import FileChange
 
     spec_change: FileChange | None = None
-    new_spec_flags = {"--project": project, "--model": model, "--target": target, "--feature": feature}
     if spec_path.exists():
-        given = [flag for flag, value in new_spec_flags.items() if value]
+        # Options that only shape a new spec would be ignored: say so rather than drop them silently. (Their
+        # environment variables are fine: they serve other commands too.)
+        given = [
+            "--" + name.replace("_", "-")
+            for name in NEW_SPEC_OPTIONS
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        ]
         if given:
             raise MlmonError(
                 f"{spec_path} exists, so {', '.join(given)} would be ignored",
@@ -104,6 +121,9 @@ def init_command(
 
         interactive = not no_input and sys.stdin.isatty()
         answers = _ask(project, model, target, feature) if interactive else {}
+        prometheus_url, alertmanager_url, mlflow_uri = _without_secrets(
+            prometheus_url=prometheus_url, alertmanager_url=alertmanager_url, mlflow_uri=mlflow_uri
+        )
         text, spec = render_spec_file(
             project=answers.get("project") or project or "my-project",
             models=[
@@ -154,6 +174,20 @@ def nothing_changed(
         return None, None  # the full run reports it with a proper message
     fingerprint = inputs_fingerprint(spec_text, templates_dir)
     return fingerprint, unchanged_plan(out, fingerprint, outputs)
+
+
+def _without_secrets(**uris: str) -> tuple[str, ...]:
+    """The URIs for a new mlmon.yaml, with any password left out (MLFLOW_TRACKING_URI often holds one):
+    the spec is a file people commit. MLflow still reads the full URI from the environment at run time."""
+    from mlmon.spec import without_credentials
+
+    cleaned = []
+    for option, uri in uris.items():
+        clean, removed = without_credentials(uri)
+        if removed:
+            output.warn(f"left the credentials in --{option.replace('_', '-')} out of the new spec")
+        cleaned.append(clean)
+    return tuple(cleaned)
 
 
 def _parse_feature(text: str) -> tuple[str, str]:

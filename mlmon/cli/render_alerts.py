@@ -63,12 +63,16 @@ def render_alerts_command(
 
     spec = load_spec(spec_path)
     if output_file is not None:
-        if dry_run or check or force or diff:
-            raise MlmonError("--output cannot be combined with --dry-run, --diff, --check or --force")
+        if dry_run or check or diff:
+            raise MlmonError("--output cannot be combined with --dry-run, --diff or --check")
         name = ALERT_RULES if kind == "alerts" else RECORDING_RULES
         text = render_outputs(spec, templates_dir, only=[name])[name]
         if output_file == "-":
             sys.stdout.write(text)
+        elif Path(output_file).exists() and not force:
+            raise MlmonError(
+                f"{output_file} exists", "pass --force to overwrite it, or choose another --output"
+            )
         else:
             write_atomic(Path(output_file), text)
         return

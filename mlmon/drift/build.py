@@ -106,7 +106,7 @@ def profile_feature(name: str, values: Any, kind: FeatureKind, bins: int, top_k:
     """The profile of one column: its bins, their reference shares, its missing ratio and statistics.
 
     Numerical statistics (count, mean, std with ddof=0, min, max, p01, p50, p99) describe the finite values;
-    infinities still count in the first or last bin, as the live monitor counts them. Categorical
+    infinities are in no bin, as the live monitor counts them (as invalid input, apart). Categorical
     statistics are the count of non-missing values and the number of distinct categories."""
     if kind == "numerical":
         return _numerical_profile(name, as_numbers(name, values), bins)
@@ -289,15 +289,15 @@ def _numerical_profile(name: str, numbers: Array, bins: int) -> FeatureProfile:
     if finite.size == 0:
         raise ProfileBuildError(f"column {name!r} has only infinite values", "profile a column with numbers")
     edges = quantile_edges(finite, bins)
-    # Infinite values are counted like bin_of counts them (in the first or last bin) but shape no edge.
-    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    # Infinite values are in no bin, as bin_of and the live monitor have it.
+    counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=len(edges) + 1)
     return FeatureProfile(
         name=name,
         kind="numerical",
         reference_ratios=tuple(shares(counts.tolist())),
         edges=tuple(float(edge) for edge in edges),
         missing_ratio=(numbers.size - present.size) / numbers.size,
-        count=int(present.size),
+        count=int(finite.size),
         stats=_numerical_stats(finite, int(present.size)),
     )
 

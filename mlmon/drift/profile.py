@@ -54,18 +54,16 @@ class FeatureProfile:
         return (*self.categories, OTHER_BIN)
 
     def bin_of(self, value: Any) -> int | None:
-        """The bin index of one value, or None when the value counts as missing (None, NaN).
+        """The bin index of one value, or None when it is in no bin: missing (None, NaN) or infinite.
 
         Raises ValueError for a value of the wrong kind (text in a numerical feature); the monitor counts
-        those as invalid input."""
+        those, and infinite values, as invalid input."""
         if value is None:
             return None
         if self.kind == "numerical":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                number = float(value)  # numeric strings and numpy scalars; anything else raises ValueError
-            else:
-                number = float(value)
-            if math.isnan(number):
+            # float() takes ints, floats, numpy scalars and numeric text; other values raise ValueError.
+            number = float(value)
+            if math.isnan(number) or math.isinf(number):
                 return None
             return bisect_right(self.edges, number)
         if isinstance(value, float) and math.isnan(value):

@@ -142,8 +142,15 @@ class MonitorWSGIMiddleware:
         token = REQUEST_COUNTED_BY_MIDDLEWARE.set(True)
         start = time.perf_counter()
         try:
-            # The body is read here, inside the timing, so that latency covers producing it.
-            body = list(self.app(environ, capture))
+            # The body is read here, inside the timing, so that latency covers producing it (a prediction
+            # answer is small; a streaming response would be buffered). close() is PEP 3333's due.
+            iterable = self.app(environ, capture)
+            try:
+                body = list(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    close()
         except BaseException:
             self.monitor.record_request(time.perf_counter() - start, failed=True)
             raise

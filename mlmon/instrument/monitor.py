@@ -467,9 +467,9 @@ class ModelMonitor:
     def record_feedback(self, predicted: Any, actual: Any) -> None:
         """Count delayed ground truth for one earlier prediction. Never raises."""
         try:
-            p, a = self._classes(predicted), self._classes(actual)
             correct = "true" if category_label(predicted) == category_label(actual) else "false"
-            with self._lock:
+            with self._lock:  # the class map grows under the lock, so the cap holds across threads
+                p, a = self._classes(predicted), self._classes(actual)
                 self._metrics.feedback.labels(self.model, self.version, p, a, correct).inc()
         except Exception as exc:
             self._internal_error(exc)
