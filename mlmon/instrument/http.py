@@ -92,23 +92,28 @@ class MonitorMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        finished: float | None = None
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = int(message["status"])
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Latency ends when the client has its answer: background tasks that run after the response
+                # (Starlette's BackgroundTasks) are not the model's latency.
+                finished = time.perf_counter()
 
         token = REQUEST_COUNTED_BY_MIDDLEWARE.set(True)
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_status)
         except BaseException:
-            self.monitor.record_request(time.perf_counter() - start, failed=True)
+            self.monitor.record_request((finished or time.perf_counter()) - start, failed=True)
             raise
         finally:
             REQUEST_COUNTED_BY_MIDDLEWARE.reset(token)
-        self.monitor.record_request(time.perf_counter() - start, failed=status >= 500)
+        self.monitor.record_request((finished or time.perf_counter()) - start, failed=status >= 500)
 
 
 class MonitorWSGIMiddleware:
