@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlmon import __version__
-from mlmon.cli import check, init, profile, render_alerts
+from mlmon.cli import check, compare_runs, drift, init, profile, render_alerts
 from mlmon.cli.output import DEBUG
 
 app = typer.Typer(
@@ -53,6 +53,8 @@ app.command("init")(init.init_command)
 app.command("render-alerts")(render_alerts.render_alerts_command)
 app.command("check")(check.check_command)
 app.command("profile")(profile.profile_command)
+app.command("drift")(drift.drift_command)
+app.command("compare-runs")(compare_runs.compare_runs_command)
 
 
 def main() -> None:

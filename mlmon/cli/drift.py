@@ -1,0 +1,192 @@
+"""`mlmon drift`: compare reference data (or a profile) with current data (or prediction logs), per feature."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from mlmon.cli import output
+from mlmon.cli.output import escape, handles_errors
+from mlmon.errors import CheckFailed, MlmonError
+
+if TYPE_CHECKING:
+    from mlmon.drift.report import DriftReport, FeatureDrift
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+@handles_errors
+def drift_command(
+    reference: Annotated[
+        Path,
+        typer.Argument(
+            metavar="REFERENCE",
+            help="Reference data (.csv, .parquet, .jsonl) or a profile JSON written by `mlmon profile`.",
+        ),
+    ],
+    current: Annotated[
+        Path,
+        typer.Argument(
+            metavar="CURRENT",
+            help="Current data (.csv, .parquet, .jsonl), or a prediction log file or folder.",
+        ),
+    ],
+    method: Annotated[
+        Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon"] | None,
+        typer.Option(help="The statistic behind the verdict, for the features it applies to."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Drift threshold: p-value below it (ks, chisquare), else statistic above."
+        ),
+    ] = None,
+    psi_bins: Annotated[
+        Literal["quantile", "sturges"],
+        typer.Option(help="quantile: the profile's bins, as the live rules; sturges: Evidently's PSI."),
+    ] = "quantile",
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option("--categorical", help="Treat this feature as categorical (repeatable)."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit with code 3 when any feature drifted.")
+    ] = False,
+) -> None:
+    """Report, per feature, whether its distribution moved between REFERENCE and CURRENT.
+
+    Numerical features: Wasserstein distance over the reference standard deviation (drift above 0.1), with
+    KS reported; categorical: Jensen-Shannon distance (drift above 0.1), with chi-square reported; every
+    feature: PSI on the profile's bins, the same number the live Prometheus rules give.
+    """
+    from mlmon.drift.report import drift_report
+
+    reference_side = _read_reference(reference)
+    current_side = _read_current(current)
+    progress, finish = _progress(json_output)
+    try:
+        report = drift_report(
+            reference_side,
+            current_side,
+            method=method,
+            threshold=threshold,
+            psi_bins=psi_bins,
+            feature_types=dict.fromkeys(categorical or [], "categorical"),
+            progress=progress,
+        )
+    finally:
+        finish()
+    if json_output:
+        output.print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if fail_on_drift and report.drifted:
+        raise CheckFailed(
+            f"drift in {len(report.drifted)} of {len(report.features)} features: "
+            + ", ".join(f.name for f in report.drifted[:10]),
+            "look at the features above; --threshold or --method change the verdict",
+        )
+
+
+def _read_reference(path: Path) -> Any:
+    if path.suffix.lower() == ".json" and path.is_file() and _looks_like_profile(path):
+        from mlmon.drift.profile import load_profile
+
+        return load_profile(path)
+    from mlmon.data import read_table
+
+    return read_table(path)
+
+
+def _looks_like_profile(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096).lstrip()
+    except OSError:
+        return False
+    # A profile is one pretty-printed JSON object; JSON lines have a whole object on the first line.
+    return head.startswith(b"{") and b"\n" in head and head.split(b"\n", 1)[0].strip() == b"{"
+
+
+def _read_current(path: Path) -> Any:
+    from mlmon.data import read_table
+
+    if path.is_dir() or _is_prediction_log(path):
+        from mlmon.drift.report import current_columns_from_prediction_log
+
+        return current_columns_from_prediction_log(str(path))
+    return read_table(path)
+
+
+def _is_prediction_log(path: Path) -> bool:
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return False
+    import json
+
+    try:
+        with open(path, "rb") as file:
+            first = json.loads(file.readline() or b"null")
+    except (OSError, ValueError) as exc:
+        raise MlmonError(f"cannot read {path}: {exc}", "check the file is JSON lines") from None
+    return isinstance(first, dict) and isinstance(first.get("features"), dict) and "ts" in first
+
+
+def _progress(quiet: bool) -> tuple[Any, Any]:
+    if quiet or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import Progress
+
+    bar = Progress(console=output.stderr(), transient=True)
+    task = bar.add_task("comparing features", total=None)
+    bar.start()
+    return (lambda name: bar.advance(task)), bar.stop
+
+
+def histogram(feature: FeatureDrift, width: int = 12) -> str:
+    """Reference and current shares per bin as two rows of block characters, scaled to the largest share."""
+    shares = [*feature.reference_shares, *feature.current_shares]
+    top = max(shares) if shares else 0.0
+    labels = list(feature.reference_shares)[:width], list(feature.current_shares)[:width]
+
+    def row(values: list[float]) -> str:
+        return "".join(BLOCKS[round(v / top * (len(BLOCKS) - 1))] if top else " " for v in values)
+
+    return f"ref {row(labels[0])}\ncur {row(labels[1])}"
+
+
+def _print_report(report: DriftReport) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "feature", "type", "method", "statistic", "p-value", "PSI", "threshold", "drift", "missing ref/cur",
+        "histogram", box=None, pad_edge=False,
+    )  # fmt: skip
+    for f in report.features:
+        table.add_row(
+            escape(f.name),
+            f.kind,
+            f.method,
+            f"{f.statistic:.4g}",
+            "-" if f.p_value is None else f"{f.p_value:.3g}",
+            f"{f.psi:.4f}",
+            f"{f.threshold:g}",
+            "[bold red]DRIFT[/]" if f.drift else "ok",
+            f"{f.missing_ratio_reference:.1%} / {f.missing_ratio_current:.1%}",
+            histogram(f),
+        )
+    output.stdout().print(table)
+    sys.stdout.flush()
+    for f in report.features:
+        if f.new_categories:
+            shown = ", ".join(escape(c) for c in f.new_categories[:5])
+            output.warn(f"{escape(f.name)}: new categories not in the reference: {shown}")
+    for s in report.skipped:
+        output.warn(f"skipped {escape(s.name)}: {escape(s.reason)}")
+    output.info(
+        f"{len(report.drifted)} of {len(report.features)} features drifted ({report.share_drifted:.0%}); "
+        f"{report.rows_reference} reference rows, {report.rows_current} current rows"
+    )

@@ -1,0 +1,591 @@
+"""`mlmon compare-runs` and mlmon.compare: the pure comparison, then a real sqlite store, then a real server."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from mlmon.cli import app
+from mlmon.compare import (
+    CompareError,
+    RunRecord,
+    compare,
+    format_number,
+    metric_direction,
+    sparkline,
+)
+from tests.conftest import REQUIRE_TOOLS
+from tests.servers import free_port, poll
+
+ENV = {"NO_COLOR": "1", "COLUMNS": "200"}
+T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in milliseconds
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner(env=ENV).invoke(app, ["compare-runs", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+# --- the pure comparison --------------------------------------------------------------------------------
+
+
+def record(key: str, **kwargs: object) -> RunRecord:
+    return RunRecord(key=key, name=key, run_id=key, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("val_loss", ("min", "name")),
+        ("rmse", ("min", "name")),
+        ("test/MAE", ("min", "name")),
+        ("p95-latency", ("min", "name")),
+        ("logloss", ("min", "name")),
+        ("error_rate", ("min", "name")),
+        ("accuracy", ("max", "default")),
+        ("f1", ("max", "default")),
+        ("maestro_score", ("max", "default")),  # "mae" only as a word
+    ],
+)
+def test_metric_direction_from_the_name(name: str, expected: tuple[str, str]) -> None:
+    assert metric_direction(name) == expected
+
+
+def test_metric_direction_override_wins() -> None:
+    assert metric_direction("val_loss", {"val_loss": "max"}) == ("max", "set")
+
+
+def test_only_differing_rows_with_deltas_and_best_marks() -> None:
+    records = [
+        record(
+            "a", params={"lr": "0.1", "depth": "6"}, metrics={"rmse": 2.0, "acc": 0.5}, tags={"team": "x"}
+        ),
+        record(
+            "b", params={"lr": "0.05", "depth": "6"}, metrics={"rmse": 1.5, "acc": 0.8}, tags={"team": "x"}
+        ),
+    ]
+    comparison = compare(records)
+    assert [(row.section, row.name) for row in comparison.rows] == [
+        ("params", "lr"),
+        ("metrics", "acc"),
+        ("metrics", "rmse"),
+    ]
+    assert comparison.hidden_rows == 2
+    rmse = comparison.section("metrics")[1]
+    assert rmse.direction == "min"
+    assert [cell.best for cell in rmse.cells] == [False, True]
+    assert rmse.cells[1].delta == -0.5 and rmse.cells[1].delta_percent == -25.0
+    assert rmse.cells[0].delta is None  # the baseline has no delta against itself
+    lr = comparison.section("params")[0]
+    assert lr.cells[1].delta == pytest.approx(-0.05) and lr.cells[1].best is False
+    assert len(compare(records, show_all=True).rows) == 5
+
+
+def test_baseline_by_name_and_unknown_baseline() -> None:
+    records = [record("a", metrics={"m": 1.0}), record("b", metrics={"m": 4.0})]
+    comparison = compare(records, baseline="b")
+    assert comparison.baseline == 1
+    assert comparison.rows[0].cells[0].delta == -3.0
+    assert comparison.rows[0].cells[0].delta_percent == -75.0
+    zero = compare([record("a", metrics={"m": 0.0}), record("b", metrics={"m": 2.0})])
+    assert (zero.rows[0].cells[1].delta, zero.rows[0].cells[1].delta_percent) == (2.0, None)
+    with pytest.raises(CompareError, match="baseline 'zzz' is none of the compared runs"):
+        compare(records, baseline="zzz")
+    with pytest.raises(CompareError, match="no runs to compare"):
+        compare([])
+
+
+def test_missing_nan_and_infinite_values() -> None:
+    records = [
+        record("a", metrics={"loss": math.nan, "acc": 0.5, "only_a": 1.0}),
+        record("b", metrics={"loss": math.inf, "acc": -math.inf}),
+        record("c", metrics={"loss": 0.3, "acc": 0.7}),
+    ]
+    rows = {row.name: row for row in compare(records).rows}
+    assert rows["only_a"].cells[1].value is None
+    assert [cell.best for cell in rows["loss"].cells] == [False, False, False]  # one finite value: no winner
+    assert rows["loss"].cells[2].delta is None  # NaN baseline
+    assert [cell.best for cell in rows["acc"].cells] == [False, False, True]
+    assert rows["acc"].cells[1].delta == -math.inf and rows["acc"].cells[1].delta_percent is None
+
+
+def test_nan_equals_nan_so_the_row_is_hidden() -> None:
+    records = [record("a", metrics={"m": math.nan}), record("b", metrics={"m": math.nan})]
+    assert compare(records).rows == ()
+
+
+def test_glob_filters_keep_and_drop() -> None:
+    metrics = {"val_loss": 1.0, "val_acc": 0.5, "train_loss": 2.0}
+    records = [record("a", metrics=metrics), record("b", metrics={k: v + 1 for k, v in metrics.items()})]
+    kept = compare(records, metrics=["val_*"])
+    assert [row.name for row in kept.rows] == ["val_acc", "val_loss"]
+    dropped = compare(records, metrics=["*", "!*_loss"])
+    assert [row.name for row in dropped.rows] == ["val_acc"]
+
+
+def test_history_is_read_for_shown_metrics_only() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def history(run_id: str, key: str) -> list[float]:
+        asked.append((run_id, key))
+        return [3.0, 2.0, 1.0]
+
+    records = [record("a", metrics={"m": 1.0, "same": 1.0}), record("b", metrics={"m": 2.0, "same": 1.0})]
+    comparison = compare(records, history=history)
+    assert asked == [("a", "m"), ("b", "m")]
+    assert comparison.rows[0].cells[0].history == (3.0, 2.0, 1.0)
+
+
+def test_sparkline_and_number_formats() -> None:
+    assert sparkline([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([1.0]) == ""
+    assert sparkline([1.0, math.nan, 2.0]) == "▁ █"
+    assert len(sparkline([float(i) for i in range(1000)])) == 16
+    assert sparkline([2.0, 2.0]) == "▄▄"
+    assert [format_number(x) for x in (0.87654, 12345.678, 3.0, 0.000123456, math.nan, -math.inf)] == [
+        "0.8765",
+        "12346",
+        "3",
+        "0.0001235",
+        "NaN",
+        "-inf",
+    ]
+
+
+# --- a real local sqlite store ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    base: str
+    better: str
+    other_experiment: str
+    odd: str
+
+
+def _need_sqlite_store() -> None:
+    missing = [name for name in ("sqlalchemy", "alembic") if importlib.util.find_spec(name) is None]
+    if missing:
+        message = f"MLflow's sqlite store needs {' and '.join(missing)} (pip install sqlalchemy alembic)"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
+        pytest.skip(message)
+
+
+def fill_store(uri: str, artifacts: Path) -> Store:
+    """Two experiments, four runs with fixed times, and a registered model with three versions."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient(uri)
+    exp = client.create_experiment("churn", artifact_location=(artifacts / "churn").as_uri())
+    other = client.create_experiment("churn-2", artifact_location=(artifacts / "churn-2").as_uri())
+
+    def new_run(
+        experiment: str, name: str, start: int, params: dict[str, str], metrics: dict[str, list[float]]
+    ) -> str:
+        run_id = str(client.create_run(experiment, start_time=T0 + start, run_name=name).info.run_id)
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(key, value, T0 + start + step, step)
+                for key, values in metrics.items()
+                for step, value in enumerate(values)
+            ],
+            params=[Param(key, value) for key, value in params.items()],
+            tags=[RunTag("team", "risk")],
+        )
+        client.set_terminated(run_id, end_time=T0 + start + 65_000)
+        return run_id
+
+    base = new_run(exp, "base", 0, {"lr": "0.1", "depth": "6"}, {"rmse": [0.9, 0.7, 0.5], "r2": [0.8]})
+    better = new_run(
+        exp, "better", 60_000, {"lr": "0.05", "depth": "6"}, {"rmse": [0.8, 0.5, 0.4], "r2": [0.9]}
+    )
+    odd = new_run(exp, "odd", 120_000, {"lr": "0.2", "depth": "8"}, {"rmse": [math.nan], "r2": [math.inf]})
+    elsewhere = new_run(other, "elsewhere", 180_000, {"lr": "0.1", "depth": "4"}, {"rmse": [0.6]})
+
+    client.create_registered_model("churn-model")
+    for run_id in (base, better, odd):
+        client.create_model_version("churn-model", source=f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias("churn-model", "champion", "1")
+    client.set_registered_model_alias("churn-model", "challenger", "2")
+    client.set_model_version_tag("churn-model", "2", "validated", "yes")
+    client.set_model_version_tag("churn-model", "1", "validated", "no")
+    with warnings.catch_warnings():  # stages are deprecated in MLflow, still set on older registries
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage("churn-model", "3", "Staging")
+    client.create_registered_model("unaliased")
+    client.create_model_version("unaliased", source=f"runs:/{base}/model", run_id=base)
+    return Store(uri, base, better, elsewhere, odd)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    _need_sqlite_store()
+    root = tmp_path_factory.mktemp("mlflow")
+    return fill_store(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts")
+
+
+def test_two_runs_as_markdown_exactly(store: Store) -> None:
+    code, stdout, err = run(store.base, store.better, "--mlflow-uri", store.uri, "--format", "markdown")
+    assert code == 0, err
+    assert stdout == (
+        "| | base (baseline) | better |\n"
+        "|---|---|---|\n"
+        "| status | FINISHED | FINISHED |\n"
+        "| started | 2026-01-01 10:00 UTC | 2026-01-01 10:01 UTC |\n"
+        "| duration | 1m 05s | 1m 05s |\n"
+        "| **params** | | |\n"
+        "| lr | 0.1 | 0.05 (-0.05 (-50.0%)) |\n"
+        "| **metrics** | | |\n"
+        "| r2 ↑ | 0.8 | **0.9** ★ (+0.1 (+12.5%)) |\n"
+        "| rmse ↓ | 0.5 `█▄▁` | **0.4** ★ (-0.1 (-20.0%)) `█▃▁` |\n"
+        "\n"
+        "<sub>Δ: difference from the baseline base, absolute and in percent</sub><br>\n"
+        "<sub>★ best value of each metric</sub><br>\n"
+        "<sub>↑ higher is better (the default for other names): r2</sub><br>\n"
+        "<sub>↓ lower is better (its name has one of: loss, error, rmse, mae, mse, logloss, latency): "
+        "rmse</sub><br>\n"
+    )
+
+
+def test_table_shows_headers_sections_and_best(store: Store) -> None:
+    code, stdout, err = run(store.base, store.better, "--mlflow-uri", store.uri)
+    assert code == 0, err
+    assert "base (baseline)" in stdout and "better" in stdout
+    assert "2026-01-01 10:01 UTC" in stdout and "1m 05s" in stdout
+    assert "0.4 -0.1 (-20.0%) ★ █▃▁" in stdout
+    assert "depth" not in stdout  # the same in both runs
+    assert err == "2 rows are the same in every run (--all shows them)\n"
+    code, stdout, _ = run(store.base, store.better, "--mlflow-uri", store.uri, "--all")
+    assert code == 0 and "depth" in stdout and "team" in stdout and "mlflow.runName" in stdout
+
+
+def test_json_keys_and_full_values(store: Store) -> None:
+    code, stdout, err = run(
+        store.base, store.odd, store.other_experiment, "--mlflow-uri", store.uri, "--format", "json"
+    )
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert list(data) == ["baseline", "columns", "params", "metrics", "tags", "hidden_rows", "legend"]
+    assert data["baseline"] == store.base
+    assert list(data["columns"][0]) == [
+        "key", "name", "run_id", "experiment_id", "model", "version", "aliases", "stage", "status",
+        "start_time", "duration_seconds", "baseline",
+    ]  # fmt: skip
+    assert data["columns"][0]["start_time"] == "2026-01-01T10:00:00+00:00"
+    assert data["columns"][0]["duration_seconds"] == 65.0
+    assert data["columns"][0]["experiment_id"] != data["columns"][2]["experiment_id"]
+    metrics = {row["name"]: row for row in data["metrics"]}
+    assert metrics["rmse"]["direction"] == "min"
+    assert metrics["rmse"]["values"][store.odd] == {
+        "value": "NaN", "delta": None, "delta_percent": None, "best": False, "history": ["NaN"],
+    }  # fmt: skip
+    assert metrics["r2"]["values"][store.odd]["value"] == "Infinity"
+    assert metrics["r2"]["values"][store.other_experiment]["value"] is None
+    assert metrics["rmse"]["values"][store.base]["history"] == [0.9, 0.7, 0.5]
+    assert metrics["rmse"]["values"][store.other_experiment]["delta"] == pytest.approx(0.1)
+
+
+def test_csv_is_tidy_and_untruncated(store: Store) -> None:
+    code, stdout, err = run(
+        store.base, store.better, "--mlflow-uri", store.uri, "-f", "csv", "--metrics", "rmse"
+    )
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert lines[0] == "section,name,column,run_id,version,value,delta,delta_percent,best"
+    assert (
+        f"metrics,rmse,{store.better},{store.better},,0.4,-0.09999999999999998,-19.999999999999996,true"
+        in lines
+    )
+    assert not any(line.startswith("metrics,r2") for line in lines)
+
+
+def test_missing_and_nan_show_in_table(store: Store) -> None:
+    code, stdout, err = run(store.base, store.odd, store.other_experiment, "--mlflow-uri", store.uri, "--all")
+    assert code == 0, err
+    r2_line = next(line for line in stdout.splitlines() if line.strip().startswith("r2"))
+    # MLflow's SQL store saves infinity as the largest float; mlmon shows it as inf again.
+    assert r2_line.split() == ["r2", "↑", "0.8", "inf", "+inf", "-"]
+    rmse_line = next(line for line in stdout.splitlines() if line.strip().startswith("rmse"))
+    assert "NaN" in rmse_line
+
+
+def test_unknown_run_is_named(store: Store) -> None:
+    code, stdout, err = run(store.base, "no-such-run", "--mlflow-uri", store.uri)
+    assert code == 1 and stdout == ""
+    assert err.startswith("error: run 'no-such-run' not found in MLflow at sqlite:///")
+    assert "hint: check the id" in err and "Traceback" not in err
+
+
+def test_single_run_gets_a_hint(store: Store) -> None:
+    code, stdout, err = run(store.base, "--mlflow-uri", store.uri)
+    assert code == 0
+    assert "rmse" in stdout
+    assert err == "hint: only one run to compare: name more run ids, or use --experiment or --model\n"
+
+
+def test_experiment_with_filter_sort_and_top(store: Store) -> None:
+    code, stdout, err = run(
+        "--experiment", "churn", "--filter", "params.depth = '6'", "--sort-by", "metrics.rmse ASC",
+        "--mlflow-uri", store.uri, "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [column["name"] for column in json.loads(stdout)["columns"]] == ["better", "base"]
+    code, stdout, err = run(
+        "--experiment", "churn", "--sort-by", "attributes.start_time DESC", "--top", "2", "--mlflow-uri",
+        store.uri, "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [column["name"] for column in json.loads(stdout)["columns"]] == ["odd", "better"]
+    code, _, err = run("--experiment", "nope", "--mlflow-uri", store.uri)
+    assert code == 1 and err.startswith("error: experiment 'nope' not found in MLflow at sqlite:///")
+    code, _, err = run("--experiment", "churn", "--filter", "params.depth = '99'", "--mlflow-uri", store.uri)
+    assert code == 1 and err.startswith("error: no runs match")
+
+
+def test_model_alone_compares_aliased_versions(store: Store) -> None:
+    code, stdout, err = run("--model", "churn-model", "--mlflow-uri", store.uri, "-f", "json")
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert [(c["version"], c["aliases"], c["name"]) for c in data["columns"]] == [
+        ("1", ["champion"], "base"),
+        ("2", ["challenger"], "better"),
+    ]
+    assert data["baseline"] == "churn-model/1"
+    assert [row["name"] for row in data["tags"]] == ["validated"]  # the version's own tags
+    assert {row["name"] for row in data["params"]} == {"lr"}
+    code, stdout, err = run("--model", "churn-model", "--mlflow-uri", store.uri, "-f", "markdown")
+    assert code == 0, err
+    assert stdout.startswith("| | v1 @champion (baseline) | v2 @challenger |\n")
+    assert "| run | base | better |\n" in stdout
+
+
+def test_model_versions_and_aliases(store: Store) -> None:
+    code, stdout, err = run(
+        "--model", "churn-model", "--versions", "3", "1", "--baseline", "champion", "--mlflow-uri", store.uri,
+        "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert [c["version"] for c in data["columns"]] == ["3", "1"]
+    assert [c["stage"] for c in data["columns"]] == ["Staging", None]  # legacy stages, read-only
+    assert data["baseline"] == "churn-model/1"
+    code, stdout, err = run("--model", "churn-model", "--versions", "3", "1", "--mlflow-uri", store.uri)
+    assert code == 0, err
+    assert "stage: Staging" in stdout and "v3 (baseline)" in stdout and "v1 @champion" in stdout
+    code, stdout, err = run(
+        "--model",
+        "churn-model",
+        "--aliases",
+        "challenger",
+        "champion",
+        "--mlflow-uri",
+        store.uri,
+        "-f",
+        "json",
+    )
+    assert code == 0, err
+    assert [c["version"] for c in json.loads(stdout)["columns"]] == ["2", "1"]
+
+
+def test_unknown_version_alias_and_model_are_named(store: Store) -> None:
+    code, _, err = run("--model", "churn-model", "--versions", "1", "42", "--mlflow-uri", store.uri)
+    assert code == 1
+    assert err.startswith("error: version 42 of registered model 'churn-model' not found in MLflow")
+    code, _, err = run("--model", "churn-model", "--aliases", "shadow", "--mlflow-uri", store.uri)
+    assert code == 1
+    assert err.startswith("error: alias 'shadow' of registered model 'churn-model' not found in MLflow")
+    assert "hint: the model's aliases: challenger, champion" in err
+    code, _, err = run("--model", "unaliased", "--mlflow-uri", store.uri)
+    assert code == 1 and err == (
+        "error: registered model 'unaliased' has no aliased versions\nhint: name versions with --versions 1 2\n"
+    )
+    code, _, err = run("--model", "nope", "--mlflow-uri", store.uri)
+    assert code == 1 and err.startswith("error: registered model 'nope' not found in MLflow")
+
+
+def test_many_runs_are_transposed(store: Store) -> None:
+    args = [store.base, store.better, "--mlflow-uri", store.uri, "--transpose", "-f", "markdown"]
+    code, stdout, err = run(*args)
+    assert code == 0, err
+    assert (
+        stdout.splitlines()[0]
+        == "| run | status | started | duration | params.lr | metrics.r2 ↑ | metrics.rmse ↓ |"
+    )
+    assert stdout.splitlines()[2].startswith(
+        "| base (baseline) | FINISHED | 2026-01-01 10:00 UTC | 1m 05s | 0.1 |"
+    )
+
+
+def test_direction_flag_flips_the_best_mark(store: Store) -> None:
+    args = [store.base, store.better, "--mlflow-uri", store.uri, "-f", "json", "--direction", "rmse=max"]
+    code, stdout, err = run(*args)
+    assert code == 0, err
+    rmse = next(row for row in json.loads(stdout)["metrics"] if row["name"] == "rmse")
+    assert rmse["direction"] == "max"
+    assert rmse["values"][store.base]["best"] is True
+    code, _, err = run(store.base, store.better, "--mlflow-uri", store.uri, "--direction", "rmse=lower")
+    assert code == 2 and "'rmse=lower' is not NAME=min or NAME=max" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "name run ids, or use --experiment or --model"),
+        (["--experiment", "a", "--model", "b"], "use one of run ids, --experiment or --model"),
+        (["--versions", "1"], "--versions and --aliases need --model"),
+        (["abc", "--top", "3"], "--filter, --sort-by and --top need --experiment"),
+        (["--model", "m", "3"], "say whether 3 are --versions or --aliases"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    code, _, err = run(*args)
+    assert code == 2
+    assert message in " ".join(err.replace("│", " ").split())
+
+
+def test_unreachable_server_fails_fast_with_a_hint() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    code, stdout, err = run("abc123", "--mlflow-uri", uri)
+    assert time.monotonic() - started < 5
+    assert code == 1 and stdout == ""
+    assert err.startswith(f"error: MLflow at {uri} failed on run 'abc123'")
+    assert "hint: check --mlflow-uri / MLFLOW_TRACKING_URI and that the server is up" in err
+
+
+def test_password_in_the_uri_is_masked() -> None:
+    uri = f"http://user:S3cretPW@127.0.0.1:{free_port()}"
+    code, _, err = run("abc123", "--mlflow-uri", uri)
+    assert code == 1 and "S3cretPW" not in err and "user:***@127.0.0.1" in err
+
+
+def test_markup_in_mlflow_strings_is_escaped(tmp_path: Path) -> None:
+    _need_sqlite_store()
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("x", artifact_location=(tmp_path / "a").as_uri())
+    ids = []
+    for value in ("[bold]a[/]", "b|c"):
+        run_id = client.create_run(exp, run_name=f"[red]{value}").info.run_id
+        client.log_param(run_id, "p", value)
+        ids.append(run_id)
+    code, stdout, err = run(*ids, "--mlflow-uri", uri)
+    assert code == 0, err
+    assert "[red][bold]a[/] (baseline)" in stdout and "[bold]a[/]" in stdout
+    code, stdout, err = run(*ids, "--mlflow-uri", uri, "--transpose")
+    assert code == 0, err
+    assert stdout.splitlines()[1].split()[:2] == ["[red][bold]a[/]", "(baseline)"]
+    assert "[bold]a[/]" in stdout.splitlines()[1] and "b|c" in stdout.splitlines()[2]
+    code, stdout, _ = run(*ids, "--mlflow-uri", uri, "-f", "markdown")
+    assert "| p | [bold]a[/] | b\\|c |" in stdout
+
+
+def test_start_up_does_not_import_mlflow() -> None:
+    code = "import sys, mlmon.cli; print('mlflow' in sys.modules, 'mlmon.compare' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False False"
+
+
+# --- a real MLflow tracking server ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess | None]:
+    """Start `mlflow server` as the module begins: it takes ~15 s to boot, time the sqlite tests overlap.
+
+    The job runner (huey consumers) is switched off: it is not needed, and its workers outlive a SIGTERM to
+    the server. The server runs in its own process group, stopped by the pid this fixture started.
+    """
+    binary = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    if not Path(binary).exists() or not _has_server():
+        yield None
+        return
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = root / "server.log"
+    args = [
+        binary, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root", (root / "artifacts").as_uri(),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            args, stdout=sink, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
+        )
+    try:
+        yield ServerProcess(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # its own group: the uvicorn worker goes too
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+def _has_server() -> bool:
+    return (
+        importlib.util.find_spec("mlflow.server") is not None
+        and importlib.util.find_spec("flask") is not None
+    )
+
+
+@pytest.fixture
+def mlflow_server(mlflow_server_process: ServerProcess | None) -> str:
+    if mlflow_server_process is None:
+        message = "`mlflow server` needs the full mlflow package (pip install mlflow)"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
+        pytest.skip(message)
+    url, log = mlflow_server_process.url, mlflow_server_process.log
+    poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 60, "mlflow server", log)
+    return url
+
+
+@pytest.mark.slow
+def test_against_a_real_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
+    store = fill_store(mlflow_server, tmp_path)
+    code, stdout, err = run("--model", "churn-model", "--mlflow-uri", mlflow_server, "-f", "json")
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert [(c["version"], c["aliases"]) for c in data["columns"]] == [
+        ("1", ["champion"]),
+        ("2", ["challenger"]),
+    ]
+    rmse = next(row for row in data["metrics"] if row["name"] == "rmse")
+    assert rmse["values"]["churn-model/2"]["best"] is True
+    assert rmse["values"]["churn-model/1"]["history"] == [0.9, 0.7, 0.5]
+    code, stdout, err = run(store.base, store.better, "--mlflow-uri", mlflow_server, "-f", "markdown")
+    assert code == 0, err
+    assert "| rmse ↓ | 0.5 `█▄▁` | **0.4** ★ (-0.1 (-20.0%)) `█▃▁` |" in stdout
+    code, _, err = run(store.base, "nope-run", "--mlflow-uri", mlflow_server)
+    assert code == 1 and err.startswith(f"error: run 'nope-run' not found in MLflow at {mlflow_server}")
