@@ -174,3 +174,25 @@ def hostile_spec() -> Spec:
 def render_into(spec: Spec, out: Path) -> Path:
     apply_plan(plan_outputs(spec, out))
     return out
+
+
+CLI_ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the mlmon CLI in-process from ``cwd``: (exit code, stdout, stderr). An exception the CLI did not
+    turn into an exit code is re-raised, so a traceback a user would see fails the test."""
+    from typer.testing import CliRunner
+
+    from mlmon.cli import app
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={**CLI_ENV, **(env or {})})
+    finally:
+        os.chdir(old)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,14 @@ from typer.testing import CliRunner
 
 from mlmon.cli import app
 from mlmon.render import ALERT_RULES, ALERTMANAGER_CONFIG, ALL_OUTPUTS, CONFLICT_SUFFIX
+from tests.conftest import run_cli
 
 runner = CliRunner()
 ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
 
 
-def run(*args: str, cwd: Path) -> tuple[int, str, str]:
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        result = runner.invoke(app, list(args), env=ENV)
-    finally:
-        os.chdir(old)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    return run_cli(*args, cwd=cwd)
 
 
 def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
@@ -120,14 +112,9 @@ def test_credentials_from_the_environment_stay_out_of_every_file(tmp_path: Path)
         "MLFLOW_TRACKING_URI": "postgresql://mlflow:S3cretPW@db.internal:5432/mlflow",
         "MLMON_PROMETHEUS_URL": "https://admin:PromPW@prom.internal:9090",
     }
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = runner.invoke(app, ["init", "--no-input"], env={**ENV, **secret_env})
-    finally:
-        os.chdir(old)
-    assert result.exit_code == 0, result.stderr
-    assert "left the credentials in --mlflow-uri out of the new spec" in result.stderr
+    code, out, err = run_cli("init", "--no-input", cwd=tmp_path, env=secret_env)
+    assert code == 0, err
+    assert "left the credentials in --mlflow-uri out of the new spec" in err
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) > 8
     for path in written:
@@ -136,7 +123,7 @@ def test_credentials_from_the_environment_stay_out_of_every_file(tmp_path: Path)
     assert (
         'tracking_uri: "postgresql://mlflow@db.internal:5432/mlflow"' in (tmp_path / "mlmon.yaml").read_text()
     )
-    assert "S3cretPW" not in result.stdout + result.stderr
+    assert "S3cretPW" not in out + err
 
 
 def test_flags_for_a_new_spec_are_refused_when_it_exists(tmp_path: Path) -> None:

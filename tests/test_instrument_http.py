@@ -27,16 +27,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlmon import contract
-from mlmon.demo.model import FEATURES, make_credit_data, rows, train
+from mlmon.demo.model import make_credit_data, reference_profile, rows, train
 from mlmon.demo.service import make_app, serve
-from mlmon.drift.build import build_profile
 from mlmon.drift.profile import FeatureProfile, Profile
 from mlmon.instrument.http import MonitorMiddleware, MonitorWSGIMiddleware, exposition_registry
 from mlmon.instrument.monitor import ModelMonitor
@@ -522,17 +520,7 @@ def test_demo_service_counts_equal_offline_bins() -> None:
     """The demo service (make_app, serve) with a trained model and its profile: every bin equals offline."""
     reference = make_credit_data(3000, seed=1)
     model = train(reference)
-    probabilities = model.predict_proba(rows(reference))
-    reference["prediction"] = np.where(probabilities >= 0.5, "default", "repaid").astype(object)
-    reference["confidence"] = np.where(probabilities >= 0.5, probabilities, 1 - probabilities)
-    profile = build_profile(
-        reference,
-        MODEL,
-        features=list(FEATURES),
-        target="outcome",
-        prediction="prediction",
-        confidence="confidence",
-    )
+    profile = reference_profile(model, reference, MODEL)
     monitor = ModelMonitor(MODEL, VERSION, profile, registry=CollectorRegistry())
     traffic = rows(make_credit_data(80, seed=5, shift=1.0))
     predictions: Counter[str] = Counter()

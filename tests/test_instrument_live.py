@@ -17,13 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import requests
 import yaml
 
-from mlmon.demo.model import FEATURES, make_credit_data, rows, train
-from mlmon.drift.build import build_profile
+from mlmon.demo.model import FEATURES, make_credit_data, reference_profile, rows, train
 from mlmon.drift.profile import FeatureProfile, Profile, shares
 from mlmon.drift.statistics import psi
 from mlmon.render import GRAFANA_DASHBOARD, PROMETHEUS_CONFIG, RECORDING_RULES
@@ -63,17 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> A
     tmp = tmp_path_factory.mktemp("live")
     reference = make_credit_data(20_000, seed=1)
     model = train(reference)
-    probabilities = model.predict_proba(rows(reference))
-    reference["prediction"] = np.where(probabilities >= 0.5, "default", "repaid").astype(object)
-    reference["confidence"] = np.where(probabilities >= 0.5, probabilities, 1 - probabilities)
-    profile = build_profile(
-        reference,
-        MODEL,
-        features=list(FEATURES),
-        target="outcome",
-        prediction="prediction",
-        confidence="confidence",
-    )
+    profile = reference_profile(model, reference, MODEL)
     (tmp / "model.json").write_text(model.to_json())
     (tmp / "profile.json").write_text(profile.to_json())
 

@@ -26,7 +26,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlmon.cli import app
 from mlmon.contract import OTHER_BIN
 from mlmon.data import DataError, read_table
 from mlmon.drift.build import PREDICTION_NAME, ProfileBuildError, build_profile, quantile_edges
@@ -38,7 +37,7 @@ from mlmon.drift.mlflow_profile import (
 )
 from mlmon.drift.profile import FeatureProfile, Profile, ProfileError, load_profile, shares
 from mlmon.errors import BackendError
-from tests.conftest import REQUIRE_TOOLS
+from tests.conftest import REQUIRE_TOOLS, run_cli
 
 runner = CliRunner()
 ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
@@ -78,16 +77,7 @@ def write_data(table: pa.Table, path: Path) -> Path:
 
 
 def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    old = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        result = runner.invoke(app, list(args), env=ENV)
-    finally:
-        os.chdir(old)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+    return run_cli(*args, cwd=cwd)
 
 
 def assert_user_error(code: int, err: str, *fragments: str) -> None:

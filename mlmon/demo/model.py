@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mlmon.drift.profile import Profile
+
 NUMERICAL = ("income", "age", "debt_ratio")
 CATEGORICAL = ("region", "employment")
 FEATURES = NUMERICAL + CATEGORICAL
@@ -146,3 +148,22 @@ def rows(data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 def accuracy(model: CreditModel, data: dict[str, np.ndarray]) -> float:
     predicted = np.where(model.predict_proba(_rows(data)) >= 0.5, "default", "repaid")
     return float(np.mean(predicted == data["outcome"]))
+
+
+def reference_profile(model: CreditModel, data: dict[str, np.ndarray], name: str = "credit-risk") -> Profile:
+    """The reference profile of ``model``: its features, predictions and confidences on ``data``, accuracy
+    against the outcome. What the demo logs to MLflow and a service monitors against."""
+    from mlmon.drift.build import build_profile
+
+    columns = dict(data)
+    probabilities = model.predict_proba(rows(data))
+    columns["prediction"] = np.where(probabilities >= 0.5, "default", "repaid").astype(object)
+    columns["confidence"] = np.where(probabilities >= 0.5, probabilities, 1 - probabilities)
+    return build_profile(
+        columns,
+        name,
+        features=list(FEATURES),
+        target="outcome",
+        prediction="prediction",
+        confidence="confidence",
+    )
