@@ -10,7 +10,6 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
-from mlmon.errors import MlmonError
 
 if TYPE_CHECKING:
     from mlmon.drift.profile import FeatureProfile, Profile
@@ -95,12 +94,7 @@ def profile_command(
         top_k=top_k,
         task=task,
     )
-    try:
-        write_atomic(out, profile.to_json())
-    except OSError as exc:
-        raise MlmonError(
-            f"cannot write {out}: {exc.strerror or exc}", "choose another --output path"
-        ) from None
+    write_atomic(out, profile.to_json())  # a failed write is an MlmonError with its hint
     if not json_output:
         _print_table(profile, prediction)
         output.info(f"wrote {escape(out)}: {profile.rows} rows, {len(profile.features)} features")
