@@ -98,7 +98,11 @@ def _drift_step(model: ModelSpec) -> tuple[int, int]:
     The step stays at one minute whatever the window: the reference-ratio gauges must have a sample within
     Prometheus' 5-minute lookback at every evaluation, as they do when scraped for real."""
     step = 60
-    horizon = duration_seconds(model.thresholds.drift_window) + duration_seconds("15m") + 3 * step
+    horizon = (
+        duration_seconds(model.thresholds.drift_window)
+        + duration_seconds(model.thresholds.drift_for)
+        + 3 * step
+    )
     return step, math.ceil(horizon / step) + 1
 
 

@@ -487,7 +487,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
                 f"MlmonFeatureDrift{severity.title()}",
                 f"{feature_psi(dw)}{sel} > {number(threshold)}\n"
                 f"and on ({mvf})\n{feature_observations(dw)}{sel} >= {n}",
-                "15m",
+                t.drift_for,
                 severity,
                 "drift",
                 _annotation("Feature ", F, " of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
@@ -511,7 +511,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
             "MlmonPredictionDrift",
             f"{prediction_psi(dw)}{sel} > {number(t.prediction_psi)}\n"
             f"and on ({_MV})\n{prediction_observations(dw)}{sel} >= {n}",
-            "15m",
+            t.drift_for,
             "warning",
             "prediction_drift",
             _annotation("Predictions of model ", M, " drifted (PSI ", Value("%.3f"), ")"),

@@ -27,6 +27,7 @@ DEFAULT_SPEC_FILE = "mlmon.yaml"
 Task = Literal["classification", "regression"]
 FeatureType = Literal["numerical", "categorical"]
 Severity = Literal["critical", "warning"]
+MetricDirection = Literal["min", "max"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 _DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
@@ -64,6 +65,8 @@ class Thresholds:
     psi_critical: float = 0.25
     prediction_psi: float = 0.25
     drift_window: str = "1h"
+    # How long drift must last before its alerts fire: long enough that a burst of odd traffic stays quiet.
+    drift_for: str = "15m"
     min_drift_samples: int = 100
     missing_ratio: float = 0.1
     confidence_drop: float = 0.1
@@ -187,6 +190,8 @@ class GrafanaConfig:
 class MlflowConfig:
     tracking_uri: str = "sqlite:///mlflow.db"
     registry_uri: str | None = None
+    # Which way is better for each run metric ("min" or "max"), for compare-runs' best-value marks.
+    metrics: tuple[tuple[str, MetricDirection], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -441,6 +446,14 @@ def _duration(value: Any) -> str:
     return text
 
 
+def _for_duration(value: Any) -> str:
+    """An alert's ``for:``; 0s (fire at the first evaluation) is allowed, more than a day is a mistake."""
+    text = _text(value)
+    if not text or not _DURATION_RE.match(text) or not 0 <= duration_seconds(text) <= 86400:
+        raise ValueError(f"must be a Prometheus duration from 0s to 1d, such as 0s, 5m or 15m, got {text!r}")
+    return text
+
+
 def _duration_between(low: str, high: str) -> Callable[[Any], str]:
     """A duration within bounds: drift over more than a day costs Prometheus a lot of samples per
     evaluation, and windows shorter than a few scrapes are noise."""
@@ -558,6 +571,7 @@ def _thresholds(r: _Reader) -> Thresholds:
         psi_critical=r.get("psi_critical", _positive, d.psi_critical),
         prediction_psi=r.get("prediction_psi", _positive, d.prediction_psi),
         drift_window=r.get("drift_window", _duration_between("5m", "1d"), d.drift_window),
+        drift_for=r.get("drift_for", _for_duration, d.drift_for),
         min_drift_samples=r.get(
             "min_drift_samples", _number(0, MAX_MIN_DRIFT_SAMPLES, integer=True), d.min_drift_samples
         ),
@@ -754,6 +768,18 @@ def _alertmanager(r: _Reader) -> AlertmanagerConfig:
     return config
 
 
+def _metric_directions(r: _Reader) -> tuple[tuple[str, MetricDirection], ...]:
+    directions = _choice("min", "max")
+    found: list[tuple[str, MetricDirection]] = []
+    for key, node in r.items.items():
+        r.used.add(key)
+        try:
+            found.append((_name(key), directions(node.value)))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise r.error(str(exc), "say which way is better: min (lower) or max (higher)", key=key) from None
+    return tuple(found)
+
+
 def _grafana(r: _Reader) -> GrafanaConfig:
     d = GrafanaConfig()
     config = GrafanaConfig(
@@ -796,6 +822,7 @@ def _spec(r: _Reader) -> Spec:
     mlflow_config = MlflowConfig(
         tracking_uri=mlflow.get("tracking_uri", _tracking_uri, MlflowConfig.tracking_uri),
         registry_uri=mlflow.optional_text("registry_uri"),
+        metrics=_metric_directions(mlflow.child("metrics")),
     )
     mlflow.finish()
     alerting = r.child("alerting")

@@ -105,7 +105,7 @@ def full_spec_dict(secret_dir: Path) -> dict[str, Any]:
             ],
         },
         "grafana": {"folder": "ML models", "datasource_name": "Prometheus $prod"},
-        "mlflow": {"tracking_uri": "http://127.0.0.1:5000"},
+        "mlflow": {"tracking_uri": "http://127.0.0.1:5000", "metrics": {"val_loss": "min", "auc": "max"}},
         "defaults": {"thresholds": {"psi_critical": 0.3, "drift_window": "2h"}},
         "models": [
             {
@@ -126,7 +126,12 @@ def full_spec_dict(secret_dir: Path) -> dict[str, Any]:
                 "metrics_path": "/internal/metrics",
                 "scrape_interval": "30s",
                 "features": ["tenure", "plan"],
-                "thresholds": {"drift_window": "30m", "feedback_window": "1d", "min_drift_samples": 5000},
+                "thresholds": {
+                    "drift_window": "30m",
+                    "drift_for": "0s",
+                    "feedback_window": "1d",
+                    "min_drift_samples": 5000,
+                },
             },
         ],
     }

@@ -75,6 +75,22 @@ def test_bad_duration_and_window_bounds() -> None:
     )
 
 
+def test_drift_for_accepts_zero_and_refuses_more_than_a_day() -> None:
+    spec = spec_from_yaml(MINIMAL + "    thresholds: {drift_for: 0s}\n")
+    assert spec.models[0].thresholds.drift_for == "0s"
+    assert Thresholds().drift_for == "15m"
+    error = error_of(MINIMAL + "    thresholds: {drift_for: 2d}\n")
+    assert "models[0].thresholds.drift_for" in str(error) and "0s to 1d" in str(error)
+
+
+def test_metric_directions_for_compare_runs() -> None:
+    spec = spec_from_yaml(MINIMAL + "mlflow: {metrics: {val_loss: min, auc: max}}\n")
+    assert spec.mlflow.metrics == (("val_loss", "min"), ("auc", "max"))
+    error = error_of(MINIMAL + "mlflow:\n  metrics: {auc: highest}\n")
+    assert "mlflow.metrics.auc" in str(error) and "mlmon.yaml:5" in str(error)
+    assert error.hint is not None and "min" in error.hint
+
+
 def test_psi_warning_must_be_below_critical() -> None:
     err = error_of(MINIMAL + "    thresholds: {psi_warning: 0.3, psi_critical: 0.2}\n")
     assert "psi_warning (0.3) must be below psi_critical (0.2)" in err.message
