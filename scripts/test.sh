@@ -2,7 +2,8 @@
 # Install what the tests need and run them: the README's second command, and what CI runs.
 #
 # Debian packages: prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager, amtool), so
-# that the tests run against the real tools. Python packages go into .venv.
+# that the tests run against the real tools, and chromium, which opens the HTML drift report headless.
+# Python packages go into .venv.
 # Set MLMON_REQUIRE_TOOLS=1 to make a missing tool a failure instead of a skip (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 need_debian=()
 command -v promtool >/dev/null || need_debian+=(prometheus)
 command -v amtool >/dev/null || need_debian+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need_debian+=(chromium)
 if ((${#need_debian[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
