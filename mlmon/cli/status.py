@@ -1,0 +1,337 @@
+"""`mlmon status`: one screen that says whether every model is healthy, from PromQL and the MLflow registry."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlmon.cli import output
+from mlmon.cli.output import escape, handles_errors
+from mlmon.errors import BackendError, CheckFailed
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from mlmon.spec import Spec
+    from mlmon.status import Check, ModelStatus, RegistryLookup, StatusReport
+
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+VERDICT_STYLE = {"OK": "green", "WARN": "yellow", "CRIT": "bold red", "NO DATA": "dim"}
+PER_FEATURE = ("feature_psi", "missing_ratio")
+FEATURES_SHOWN = 3  # healthy features shown per check; the rest are counted
+
+
+@handles_errors
+def status_command(
+    spec_file: Annotated[
+        Path,
+        typer.Option(
+            "--spec", help="mlmon.yaml to read (optional: without it, every model Prometheus knows)."
+        ),
+    ] = Path("mlmon.yaml"),
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLMON_PROMETHEUS_URL",
+            help="Prometheus (or a compatible API, with its path prefix) to query; overrides the spec.",
+        ),
+    ] = None,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI; overrides the spec."),
+    ] = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help="Only this model (repeatable).")] = None,
+    window: Annotated[str, typer.Option(help="Span of the sparklines, a Prometheus duration.")] = "1h",
+    watch: Annotated[
+        float | None, typer.Option(help="Refresh in place every SECONDS until Ctrl-C.", min=1.0)
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 3 when a model is CRIT (and 1 when Prometheus cannot be asked)."),
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="With --check, WARN fails too.")] = False,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MLMON_PROMETHEUS_CA_FILE", help="CA bundle to verify Prometheus' TLS certificate."
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify Prometheus' TLS certificate (not recommended).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each backend.", min=0.1)] = 5.0,
+) -> None:
+    """Health and drift of every model, from Prometheus and the MLflow registry.
+
+    For each model: targets up, request rate, error ratio, latency p50/p95/p99, PSI per feature (the most
+    drifted first), missing ratios, prediction PSI, confidence, accuracy and F1 where feedback exists, model
+    age, the alerts firing, and which registry version each alias points to against the version served.
+    Each check is OK, WARN, CRIT or NO DATA against the spec's thresholds; a model gets its worst.
+
+    Credentials for Prometheus come from the environment: MLMON_PROMETHEUS_USERNAME with
+    MLMON_PROMETHEUS_PASSWORD(_FILE), or MLMON_PROMETHEUS_BEARER_TOKEN(_FILE).
+
+    Exit codes: 0; with --check, 3 when a model is CRIT (or WARN, with --strict).
+    """
+    from mlmon.spec import load_spec
+
+    spec: Spec | None = None
+    if spec_file.exists() or spec_file != Path("mlmon.yaml"):
+        spec = load_spec(spec_file)
+    prom_url = prometheus_url or (spec.prometheus.url if spec else DEFAULT_PROMETHEUS_URL)
+    tracking_uri = mlflow_uri or (spec.mlflow.tracking_uri if spec else DEFAULT_TRACKING_URI)
+    if insecure:
+        output.warn("not verifying Prometheus' TLS certificate (--insecure)")
+
+    def gather() -> StatusReport:
+        return _gather(spec, prom_url, tracking_uri, models or (), window, ca_file, insecure, timeout)
+
+    if watch is not None and not json_output:
+        _watch(gather, watch)
+        return
+    report = gather()
+    if json_output:
+        output.print_json(report.to_json())
+    else:
+        output.stdout().print(_view(report))
+    _report_gaps(report)
+    _exit(report, check, strict)
+
+
+def _gather(
+    spec: Spec | None,
+    prom_url: str,
+    tracking_uri: str,
+    models: list[str] | tuple[str, ...],
+    window: str,
+    ca_file: Path | None,
+    insecure: bool,
+    timeout: float,
+) -> StatusReport:
+    from mlmon.promapi import Credentials, PrometheusClient
+    from mlmon.spec import duration_seconds
+    from mlmon.status import gather_status
+
+    try:
+        duration_seconds(window)
+    except ValueError:
+        raise typer.BadParameter(f"{window!r} is not a Prometheus duration such as 30m, 1h or 1d") from None
+    credentials = Credentials.from_environment()
+    with PrometheusClient(
+        prom_url,
+        credentials=credentials,
+        ca_file=str(ca_file) if ca_file else None,
+        verify_tls=not insecure,
+        timeout=timeout,
+    ) as client:
+        return gather_status(
+            spec,
+            prometheus=client,
+            prometheus_url=prom_url,
+            registry=registry_lookup(spec, tracking_uri),
+            mlflow_uri=_shown_uri(tracking_uri),
+            only=models,
+            window=window,
+        )
+
+
+def registry_lookup(spec: Spec | None, tracking_uri: str) -> RegistryLookup:
+    """MLflow's registry, or a lookup that says why it cannot be asked (without importing mlflow)."""
+    from mlmon.status import mlflow_registry
+
+    database = _sqlite_path(tracking_uri)
+    if database is not None and not database.exists():
+
+        def missing(_: Any) -> Any:
+            raise BackendError(
+                f"no MLflow store at {database}",
+                "point --mlflow-uri, MLFLOW_TRACKING_URI or mlflow.tracking_uri in mlmon.yaml at your store",
+            )
+
+        return missing
+    return mlflow_registry(tracking_uri, spec.mlflow.registry_uri if spec else None)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a sqlite:/// URI: status must not create an empty store by asking a missing one."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def _shown_uri(uri: str) -> str:
+    from mlmon.spec import without_credentials
+
+    return without_credentials(uri)[0]
+
+
+def _exit(report: StatusReport, check: bool, strict: bool) -> None:
+    prometheus, mlflow = report.prometheus, report.mlflow
+    if check and not prometheus.ok:
+        raise BackendError(f"cannot check the models: {prometheus.error}", prometheus.hint)
+    if not prometheus.ok and not mlflow.ok:
+        raise BackendError(f"neither Prometheus nor MLflow answered: {prometheus.error}", prometheus.hint)
+    if check:
+        failing = [m.name for m in report.models if m.verdict == "CRIT" or (strict and m.verdict == "WARN")]
+        if failing:
+            raise CheckFailed(
+                f"{len(failing)} model(s) unhealthy: {', '.join(failing)}",
+                "see `mlmon status` for the checks",
+            )
+
+
+def _report_gaps(report: StatusReport) -> None:
+    for name, backend in (("Prometheus", report.prometheus), ("MLflow", report.mlflow)):
+        if not backend.ok and backend.error:
+            output.warn(f"{name} ({escape(backend.url)}): {escape(backend.error)}")
+            if backend.hint:
+                output.stderr().print(f"[dim]hint:[/] {escape(backend.hint)}")
+
+
+def _watch(gather: Any, seconds: float) -> None:
+    from rich.live import Live
+
+    console = output.stdout()
+    with Live(console=console, auto_refresh=False, screen=False) as live:
+        try:
+            while True:
+                live.update(_view(gather()), refresh=True)
+                time.sleep(seconds)
+        except KeyboardInterrupt:
+            pass
+
+
+# ------------------------------------------------------------------------------------------------------
+# The view
+
+
+def _view(report: StatusReport) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[RenderableType] = []
+    worst = report.worst()
+    header = Text.assemble(
+        ("mlmon status ", "bold"),
+        (f"{len(report.models)} model(s), worst ", ""),
+        (worst, VERDICT_STYLE[worst]),
+        (f"  ·  Prometheus {report.prometheus.url} ", "dim"),
+        ("ok" if report.prometheus.ok else "UNREACHABLE", "green" if report.prometheus.ok else "bold red"),
+        (f"  ·  MLflow {report.mlflow.url} ", "dim"),
+        ("ok" if report.mlflow.ok else "UNAVAILABLE", "green" if report.mlflow.ok else "yellow"),
+    )
+    parts.append(header)
+    if not report.models:
+        parts.append(
+            Text("No models: the spec lists none, or Prometheus exports no mlmon_model_info.", "yellow")
+        )
+    for model in report.models:
+        parts.append(_model_view(model))
+    return Group(*parts)
+
+
+def _model_view(model: ModelStatus) -> RenderableType:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from mlmon.compare import sparkline
+
+    title = Text.assemble(("\n" + model.name, "bold"), "  ", (model.verdict, VERDICT_STYLE[model.verdict]))
+    lines: list[RenderableType] = [title]
+    if model.registry is not None:
+        g = model.registry
+        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(g.aliases.items())) or "no aliases"
+        served = ", ".join(f"v{v}" for v in g.served_versions) or "unknown"
+        age = f", {g.age_days:.1f} days old" if g.age_days is not None else ""
+        lines.append(Text(f"  registry {g.registered_model}: {aliases}; serving {served}{age}", "dim"))
+        if g.metrics:
+            shown = ", ".join(f"{k}={_number(v)}" for k, v in sorted(g.metrics.items())[:8])
+            lines.append(Text(f"  training metrics of {g.watched_alias}: {shown}", "dim"))
+    elif model.registry_error:
+        lines.append(Text(f"  registry: {model.registry_error}", "yellow"))
+    spark = []
+    for key, label in (("traffic", "traffic"), ("latency_p95", "p95 latency"), ("drift", "worst drift")):
+        points = model.history.get(key)
+        if points:
+            values = [v for _, v in points]
+            spark.append(f"{label} {sparkline(values)} {_number(values[-1])}")
+    if spark:
+        lines.append(Text("  " + "   ".join(spark)))
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 2), show_edge=False)
+    for column in ("check", "value", "threshold", "verdict", "detail"):
+        table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
+    for check in _shown_checks(model.checks):
+        if isinstance(check, str):
+            table.add_row(Text(check, "dim"), "", "", "", "")
+            continue
+        name = f"{check.name} {check.feature}" if check.feature is not None else check.name
+        table.add_row(
+            Text(name),
+            _value(check),
+            "" if check.threshold is None else _number(check.threshold),
+            Text(check.verdict, VERDICT_STYLE[check.verdict]),
+            Text(check.detail, "dim"),
+        )
+    lines.append(table)
+    for alert in model.alerts:
+        since = ""
+        if alert.active_since is not None:
+            since = f" for {_duration(time.time() - alert.active_since.timestamp())}"
+        style = "bold red" if alert.severity == "critical" else "yellow"
+        feature = f" ({alert.feature})" if alert.feature else ""
+        lines.append(
+            Text.assemble(
+                ("  alert ", "dim"),
+                (f"{alert.name}{feature}", style),
+                f" {alert.state}{since}: {alert.summary}",
+            )
+        )
+    return Group(*lines)
+
+
+def _shown_checks(checks: tuple[Check, ...]) -> list[Check | str]:
+    """Every model-wide check; of the per-feature ones, the unhealthy and the worst few, the rest counted."""
+    shown: list[Check | str] = []
+    for name in dict.fromkeys(ch.name for ch in checks):
+        group = [ch for ch in checks if ch.name == name]
+        if name not in PER_FEATURE:
+            shown += group
+            continue
+        keep = [ch for ch in group if ch.verdict in ("WARN", "CRIT")]
+        healthy = [ch for ch in group if ch not in keep]
+        keep += healthy[:FEATURES_SHOWN]
+        shown += [ch for ch in group if ch in keep]
+        if len(group) > len(keep):
+            shown.append(f"{name}: {len(group) - len(keep)} more features, all OK or without data")
+    return shown
+
+
+def _value(check: Check) -> str:
+    if check.name == "targets_up" and check.value is not None and check.threshold is not None:
+        return f"{check.value:.0f}/{check.threshold:.0f}"
+    if check.value is None:
+        return "-"
+    return _number(check.value)
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0 or 0.001 <= abs(value) < 100_000:
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

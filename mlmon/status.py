@@ -1,0 +1,858 @@
+"""`mlmon status`: what Prometheus and the MLflow registry say about every model, as a StatusReport.
+
+Prometheus is asked a fixed number of questions whatever the number of models: one instant query that
+joins every check (each part tagged with an ``mlmon_check`` label and aggregated ``by (model)``), one
+range query for the sparklines, the firing alerts and the list of recording rules. Where a recording rule
+is loaded, its series is read; where it is not, the rule's expression is evaluated instead, so status
+works on a Prometheus that only scrapes.
+
+Each check gets a verdict against the model's thresholds (the same ones the alert rules use), and each
+model the worst verdict of its checks and of its firing alerts. The report is plain data: the CLI renders
+it, and ``to_json`` gives the documented JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlmon import contract as c
+from mlmon import rules as r
+from mlmon.errors import MlmonError
+from mlmon.escape import number
+from mlmon.spec import ModelSpec, Spec, Thresholds, duration_seconds
+
+if TYPE_CHECKING:
+    from mlmon.promapi import PrometheusClient, Sample, Series
+
+SCHEMA_VERSION = 1
+
+Verdict = Literal["OK", "WARN", "CRIT", "NO DATA"]
+# How bad a verdict is. NO DATA ranks with OK: a model without feedback is not unhealthy for it; a model
+# without any data at all gets NO DATA as its own verdict (see ModelStatus).
+_SEVERITY: dict[str, int] = {"OK": 0, "NO DATA": 0, "WARN": 1, "CRIT": 2}
+_ALERT_VERDICT: dict[str, Verdict] = {"critical": "CRIT", "warning": "WARN"}
+
+CHECK_LABEL = "mlmon_check"
+WINDOW_LABEL = "mlmon_window"
+SPARKLINE_POINTS = 30
+
+
+# ------------------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    threshold: float | None
+    verdict: Verdict
+    feature: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AlertState:
+    name: str
+    severity: str
+    state: str
+    active_since: datetime | None
+    feature: str | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    registered_model: str
+    aliases: Mapping[str, str]
+    watched_alias: str
+    watched_version: str | None
+    served_versions: tuple[str, ...]
+    matches: bool | None  # None when either side is unknown
+    metrics: Mapping[str, float]
+    age_days: float | None
+    stages: Mapping[str, str] = field(default_factory=dict)  # legacy stages, read-only
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    checks: tuple[Check, ...]
+    alerts: tuple[AlertState, ...] = ()
+    registry: RegistryState | None = None
+    registry_error: str | None = None
+    history: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The worst check or firing alert; NO DATA when Prometheus knows nothing about the model."""
+        if all(check.verdict == "NO DATA" for check in self.checks if check.name in _ESSENTIAL):
+            return "NO DATA"
+        verdicts: list[Verdict] = [check.verdict for check in self.checks]
+        verdicts += [_ALERT_VERDICT.get(a.severity, "WARN") for a in self.alerts if a.state == "firing"]
+        return max(verdicts, key=lambda v: _SEVERITY[v], default="OK")
+
+
+@dataclass(frozen=True)
+class BackendState:
+    url: str
+    ok: bool
+    error: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    generated_at: datetime
+    window: str
+    prometheus: BackendState
+    mlflow: BackendState
+    models: tuple[ModelStatus, ...]
+
+    def worst(self) -> Verdict:
+        return max((m.verdict for m in self.models), key=lambda v: _SEVERITY[v], default="OK")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "generated_at": self.generated_at.isoformat(),
+            "window": self.window,
+            "prometheus": _backend_json(self.prometheus),
+            "mlflow": _backend_json(self.mlflow),
+            "models": [_model_json(m) for m in self.models],
+        }
+
+
+def _backend_json(b: BackendState) -> dict[str, Any]:
+    return {"url": b.url, "ok": b.ok, "error": b.error, "hint": b.hint}
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: they become null, and the verdict says why."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _model_json(m: ModelStatus) -> dict[str, Any]:
+    registry: dict[str, Any] | None = None
+    if m.registry is not None:
+        g = m.registry
+        registry = {
+            "registered_model": g.registered_model,
+            "aliases": dict(g.aliases),
+            "watched_alias": g.watched_alias,
+            "watched_version": g.watched_version,
+            "served_versions": list(g.served_versions),
+            "matches": g.matches,
+            "metrics": {k: _finite(v) for k, v in g.metrics.items()},
+            "age_days": _finite(g.age_days),
+            "stages": dict(g.stages),
+        }
+    return {
+        "name": m.name,
+        "verdict": m.verdict,
+        "checks": [
+            {
+                "name": ch.name,
+                "feature": ch.feature,
+                "value": _finite(ch.value),
+                "threshold": ch.threshold,
+                "verdict": ch.verdict,
+                "detail": ch.detail,
+            }
+            for ch in m.checks
+        ],
+        "alerts": [
+            {
+                "name": a.name,
+                "severity": a.severity,
+                "state": a.state,
+                "active_since": a.active_since.isoformat() if a.active_since else None,
+                "feature": a.feature,
+                "summary": a.summary,
+            }
+            for a in m.alerts
+        ],
+        "registry": registry,
+        "registry_error": m.registry_error,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------
+# What to ask Prometheus
+
+# Checks whose absence means Prometheus has never seen the model.
+_ESSENTIAL = frozenset({"targets_up", "request_rate"})
+
+
+@dataclass(frozen=True)
+class _Question:
+    """One part of the joined query: a check's values, aggregated by model (and feature)."""
+
+    check: str
+    recorded: str  # PromQL over recorded series
+    needs: tuple[str, ...]  # the recording rules it reads
+    raw: str | None  # the same without recording rules; None when it cannot be written without them
+    window: str = ""
+
+
+def _by(labels: str, expr: str, how: str = "max") -> str:
+    return f"{how} by ({labels}) ({expr})"
+
+
+def _rate_questions() -> list[_Question]:
+    w = r.RATE_WINDOW
+    requests = f"rate({c.REQUESTS.name}[{w}])"
+    errors = f'rate({c.REQUESTS.name}{{status="error"}}[{w}])'
+    questions = [
+        _Question("targets_up", _by(c.TARGET_MODEL_LABEL, "up", "sum"), (), None),
+        _Question("targets_total", _by(c.TARGET_MODEL_LABEL, "up", "count"), (), None),
+        _Question("request_rate", _by("model", r.requests_rate(), "sum"), (r.requests_rate(),), None),
+        _Question(
+            "error_ratio",
+            f"({_by('model', r.errors_rate(), 'sum')} or {_by('model', r.requests_rate(), 'sum')} * 0)"
+            f" / {_by('model', r.requests_rate(), 'sum')}",
+            (r.errors_rate(), r.requests_rate()),
+            f"(sum by (model) ({errors}) or sum by (model) ({requests}) * 0) / sum by (model) ({requests})",
+        ),
+        _Question("model_age", _by("model", r.model_age(), "min"), (r.model_age(),), None),
+        _Question("served_version", _by("model, version", c.MODEL_INFO.name), (), None),
+        _Question("reference_confidence", _by("model", c.REFERENCE_CONFIDENCE_MEAN.name), (), None),
+        _Question("reference_accuracy", _by("model", c.REFERENCE_ACCURACY.name), (), None),
+    ]
+    for q in (50, 95, 99):
+        name = r.latency_quantile(q)
+        raw = (
+            f"histogram_quantile({q / 100}, sum by (model, le) (rate({c.REQUEST_DURATION.name}_bucket[{w}])))"
+        )
+        questions.append(_Question(f"latency_p{q}", _by("model", name), (name,), raw))
+    return questions
+
+
+def _window_questions(w: str) -> list[_Question]:
+    mf = "model, feature"
+    return [
+        _Question("feature_psi", _by(mf, r.feature_psi(w)), (r.feature_psi(w),), None, w),
+        _Question(
+            "feature_observations",
+            _by(mf, r.feature_observations(w), "sum"),
+            (r.feature_observations(w),),
+            None,
+            w,
+        ),
+        _Question(
+            "missing_ratio", _by(mf, r.feature_missing_ratio(w)), (r.feature_missing_ratio(w),), None, w
+        ),
+        _Question("prediction_psi", _by("model", r.prediction_psi(w)), (r.prediction_psi(w),), None, w),
+        _Question(
+            "prediction_observations",
+            _by("model", r.prediction_observations(w), "sum"),
+            (r.prediction_observations(w),),
+            None,
+            w,
+        ),
+        _Question(
+            "confidence",
+            f"{_by('model', r.confidence_mean(w) + ' * ' + r.confidence_count(w), 'sum')}"
+            f" / {_by('model', r.confidence_count(w), 'sum')}",
+            (r.confidence_mean(w), r.confidence_count(w)),
+            None,
+            w,
+        ),
+        _Question(
+            "confidence_count", _by("model", r.confidence_count(w), "sum"), (r.confidence_count(w),), None, w
+        ),
+        _Question(
+            "accuracy",
+            f"{_by('model', r.feedback_counts(w) + '{correct=' + chr(34) + 'true' + chr(34) + '}', 'sum')}"
+            f" / {_by('model', r.feedback_count(w), 'sum')}",
+            (r.feedback_counts(w), r.feedback_count(w)),
+            f"sum by (model) ({r.window_count(c.FEEDBACK.name + '{correct=' + chr(34) + 'true' + chr(34) + '}', w)})"
+            f" / sum by (model) ({r.window_count(c.FEEDBACK.name, w)})",
+            w,
+        ),
+        _Question(
+            "feedback_count", _by("model", r.feedback_count(w), "sum"), (r.feedback_count(w),), None, w
+        ),
+        _Question("f1", _by("model", r.macro_f1(w)), (r.macro_f1(w),), None, w),
+    ]
+
+
+class _Inliner:
+    """Writes a PromQL expression over recorded series as one over raw metrics, by replacing each recorded
+    name with its rule's expression. A recorded name used with a selector (``name{...}``) cannot be
+    replaced that way; such expressions have no raw form."""
+
+    def __init__(self, windows: Iterable[str]) -> None:
+        # Recording rules depend only on the windows: one stand-in model per window yields them all.
+        stand_ins = tuple(
+            ModelSpec(f"w{i}", f"w{i}", thresholds=Thresholds(drift_window=w, feedback_window=w))
+            for i, w in enumerate(sorted(set(windows)))
+        )
+        self.rules: dict[str, str] = {}
+        for group in r.recording_rules(Spec(project="status", models=stand_ins)):
+            for rule in group.rules:
+                if isinstance(rule, r.RecordingRule):
+                    # `group_left NAME` would read `group_left (EXPR)` once NAME is inlined: PromQL takes
+                    # the parenthesis for group_left's label list. An explicit empty list keeps the meaning.
+                    self.rules[rule.record] = re.sub(
+                        r"\b(group_left|group_right)(\s+)(?![\s(])", r"\1 ()\2", rule.expr
+                    )
+        names = sorted(self.rules, key=len, reverse=True)
+        self._pattern = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, names)) + r")(?![\w:])(\s*\{)?")
+
+    def __call__(self, expr: str, depth: int = 0) -> str | None:
+        if depth > 10:
+            return None
+        failed = False
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal failed
+            if match.group(2):
+                failed = True
+                return match.group(0)
+            return "(" + self.rules[match.group(1)] + ")"
+
+        out = self._pattern.sub(replace, expr)
+        if failed:
+            return None
+        return out if out == expr else self(out, depth + 1)
+
+
+def _tagged(expr: str, check: str, window: str) -> str:
+    tagged = f'label_replace({expr}, "{CHECK_LABEL}", "{check}", "", "")'
+    if window:
+        tagged = f'label_replace({tagged}, "{WINDOW_LABEL}", "{window}", "", "")'
+    return tagged
+
+
+@dataclass
+class _Plan:
+    """The questions, each as the PromQL that will be sent, and the checks that cannot be answered."""
+
+    parts: list[tuple[_Question, str]]
+    unanswerable: dict[tuple[str, str], str]  # (check, window) -> why
+
+
+def _plan(windows: Iterable[str], loaded: set[str]) -> _Plan:
+    windows = sorted(set(windows), key=duration_seconds)
+    inline = _Inliner(windows)
+    plan = _Plan([], {})
+    questions = _rate_questions()
+    for w in windows:
+        questions += _window_questions(w)
+    for q in questions:
+        if all(name in loaded for name in q.needs):
+            plan.parts.append((q, q.recorded))
+            continue
+        raw = q.raw or inline(q.recorded)
+        if raw is None:
+            missing = ", ".join(n for n in q.needs if n not in loaded)
+            plan.unanswerable[(q.check, q.window)] = (
+                f"recording rule {missing} is not loaded in Prometheus: load prometheus/rules/mlmon-recording.yml"
+            )
+        else:
+            plan.parts.append((q, raw))
+    return plan
+
+
+# ------------------------------------------------------------------------------------------------------
+# Gathering
+
+
+@dataclass
+class _Answers:
+    """The joined query's samples, by check, window and model."""
+
+    values: dict[tuple[str, str, str], list[Sample]] = field(default_factory=dict)
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        for s in samples:
+            check = s.labels.get(CHECK_LABEL, "")
+            model = s.labels.get("model") or s.labels.get(c.TARGET_MODEL_LABEL, "")
+            self.values.setdefault((check, s.labels.get(WINDOW_LABEL, ""), model), []).append(s)
+
+    def one(self, check: str, model: str, window: str = "") -> float | None:
+        samples = self.values.get((check, window, model))
+        return samples[0].value if samples else None
+
+    def per_feature(self, check: str, model: str, window: str) -> dict[str, float]:
+        return {s.labels.get("feature", ""): s.value for s in self.values.get((check, window, model), [])}
+
+    def labels(self, check: str, model: str, label: str) -> list[str]:
+        return sorted({s.labels.get(label, "") for s in self.values.get((check, "", model), [])})
+
+    def models(self) -> set[str]:
+        return {model for (check, _, model) in self.values if check == "served_version" and model}
+
+
+def _ask(client: PrometheusClient, plan: _Plan) -> _Answers:
+    """Send the joined query; if Prometheus refuses it, ask part by part so that one bad part (a rule
+    renamed by hand, say) costs only its own check."""
+    from mlmon.promapi import PrometheusError
+
+    answers = _Answers()
+    joined = "\nor\n".join(_tagged(expr, q.check, q.window) for q, expr in plan.parts)
+    try:
+        answers.add(client.query(joined))
+        return answers
+    except PrometheusError as exc:
+        if not _is_query_error(exc):
+            raise
+    for q, expr in plan.parts:
+        try:
+            answers.add(client.query(_tagged(expr, q.check, q.window)))
+        except PrometheusError as exc:
+            if not _is_query_error(exc):
+                raise
+            plan.unanswerable[(q.check, q.window)] = f"Prometheus refused the query: {exc.message}"
+    return answers
+
+
+def _is_query_error(exc: MlmonError) -> bool:
+    """Prometheus refused the query itself (HTTP 400 or 422), as opposed to being unreachable or broken."""
+    return getattr(exc, "status_code", None) in (400, 422)
+
+
+def _history(
+    client: PrometheusClient, models: Sequence[ModelSpec], loaded: set[str], window: str
+) -> dict[str, dict[str, tuple[tuple[float, float], ...]]]:
+    """Traffic, p95 latency and the worst feature drift of every model over ``window``, in one range query."""
+    from mlmon.promapi import PrometheusError
+
+    drift_windows = sorted({m.thresholds.drift_window for m in models}, key=duration_seconds)
+    inline = _Inliner(drift_windows)
+    wanted = [
+        ("traffic", r.requests_rate(), "sum"),
+        ("latency_p95", r.latency_quantile(95), "max"),
+        *((f"drift@{w}", r.feature_psi(w), "max") for w in drift_windows),
+    ]
+    parts = []
+    for name, recorded, how in wanted:
+        expr: str | None = _by("model", recorded, how)
+        if recorded not in loaded:
+            expr = inline(expr or "")
+        if expr:
+            parts.append(_tagged(expr, name, ""))
+    seconds = duration_seconds(window)
+    end = time.time()
+    step = max(1.0, seconds / SPARKLINE_POINTS)
+    try:
+        series: list[Series] = client.query_range("\nor\n".join(parts), end - seconds, end, step)
+    except PrometheusError as exc:
+        if not _is_query_error(exc):
+            raise
+        return {}  # sparklines are a nicety: the checks stand without them
+    out: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {}
+    for s in series:
+        check = s.labels.get(CHECK_LABEL, "")
+        out.setdefault(s.labels.get("model", ""), {})["drift" if check.startswith("drift@") else check] = (
+            s.points
+        )
+    return out
+
+
+def _alerts(client: PrometheusClient) -> dict[str, list[AlertState]]:
+    by_model: dict[str, list[AlertState]] = {}
+    for a in client.alerts():
+        name = a.labels.get("alertname", "")
+        model = a.labels.get("model") or a.labels.get(c.TARGET_MODEL_LABEL)
+        if not model:
+            continue
+        by_model.setdefault(model, []).append(
+            AlertState(
+                name=name,
+                severity=a.labels.get("severity", ""),
+                state=a.state,
+                active_since=a.active_at,
+                feature=a.labels.get("feature"),
+                summary=a.annotations.get("summary", ""),
+            )
+        )
+    return by_model
+
+
+# ------------------------------------------------------------------------------------------------------
+# Verdicts
+
+
+def _verdict(
+    value: float | None, warn: float | None = None, crit: float | None = None, below: bool = False
+) -> Verdict:
+    if value is None or math.isnan(value):
+        return "NO DATA"
+
+    def beyond(threshold: float | None) -> bool:
+        return threshold is not None and (value < threshold if below else value > threshold)
+
+    if beyond(crit):
+        return "CRIT"
+    if beyond(warn):
+        return "WARN"
+    return "OK"
+
+
+def _enough(count: float | None, needed: int) -> tuple[bool, str]:
+    if count is None or math.isnan(count):
+        return False, "no observations in the window"
+    if count < needed:
+        return False, f"{count:.0f} observations in the window, fewer than min_drift_samples ({needed})"
+    return True, f"{count:.0f} observations"
+
+
+def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
+    t, name = model.thresholds, model.name
+    dw, fw = t.drift_window, t.feedback_window
+    checks: list[Check] = []
+
+    def missing(check: str, window: str = "") -> str:
+        return plan.unanswerable.get((check, window), "")
+
+    up, total = a.one("targets_up", name), a.one("targets_total", name)
+    if total is None:
+        checks.append(
+            Check("targets_up", None, None, "NO DATA", detail="Prometheus scrapes no target for it")
+        )
+    else:
+        up = up or 0.0
+        verdict: Verdict = "OK" if up >= total else ("CRIT" if up == 0 else "WARN")
+        checks.append(Check("targets_up", up, total, verdict, detail=f"{up:.0f}/{total:.0f} targets up"))
+
+    rate = a.one("request_rate", name)
+    checks.append(
+        Check(
+            "request_rate",
+            rate,
+            t.min_request_rate,
+            _verdict(rate, warn=t.min_request_rate, below=True),
+            detail=missing("request_rate")
+            or ("requests per second over 5m" if rate is not None else "no requests"),
+        )
+    )
+    ratio = a.one("error_ratio", name)
+    checks.append(
+        Check(
+            "error_ratio",
+            ratio,
+            t.error_ratio,
+            _verdict(ratio, crit=t.error_ratio),
+            detail=missing("error_ratio"),
+        )
+    )
+    for q, warn, crit in (
+        (50, None, None),
+        (95, t.latency_p95_seconds, None),
+        (99, None, t.latency_p99_seconds),
+    ):
+        value = a.one(f"latency_p{q}", name)
+        checks.append(
+            Check(
+                f"latency_p{q}",
+                value,
+                warn if warn is not None else crit,
+                _verdict(value, warn, crit),
+                detail=missing(f"latency_p{q}"),
+            )
+        )
+
+    psi = a.per_feature("feature_psi", name, dw)
+    observations = a.per_feature("feature_observations", name, dw)
+    features = [f.name for f in model.features] or sorted(set(psi) | set(observations))
+    drift_checks = []
+    for feature in features:
+        value = psi.get(feature)
+        ok, detail = _enough(observations.get(feature), t.min_drift_samples)
+        verdict = _verdict(value, t.psi_warning, t.psi_critical) if ok else "NO DATA"
+        drift_checks.append(
+            Check("feature_psi", value, t.psi_warning, verdict, feature, missing("feature_psi", dw) or detail)
+        )
+    # The most drifted first.
+    drift_checks.sort(key=lambda ch: -(ch.value if ch.value is not None and math.isfinite(ch.value) else -1))
+    checks += drift_checks
+    missing_ratio = a.per_feature("missing_ratio", name, dw)
+    for feature in features:
+        value = missing_ratio.get(feature)
+        checks.append(
+            Check(
+                "missing_ratio",
+                value,
+                t.missing_ratio,
+                _verdict(value, warn=t.missing_ratio),
+                feature,
+                missing("missing_ratio", dw),
+            )
+        )
+
+    value = a.one("prediction_psi", name, dw)
+    ok, detail = _enough(a.one("prediction_observations", name, dw), t.min_drift_samples)
+    checks.append(
+        Check(
+            "prediction_psi",
+            value,
+            t.prediction_psi,
+            _verdict(value, warn=t.prediction_psi) if ok else "NO DATA",
+            detail=missing("prediction_psi", dw) or detail,
+        )
+    )
+    if model.task == "classification":
+        value = a.one("confidence", name, dw)
+        reference = a.one("reference_confidence", name)
+        floor = reference - t.confidence_drop if reference is not None and math.isfinite(reference) else None
+        ok, detail = _enough(a.one("confidence_count", name, dw), t.min_drift_samples)
+        if floor is None:
+            detail += "; no reference confidence in the profile"
+        checks.append(
+            Check(
+                "confidence",
+                value,
+                floor,
+                _verdict(value, warn=floor, below=True) if ok else "NO DATA",
+                detail=missing("confidence", dw) or detail,
+            )
+        )
+    value = a.one("accuracy", name, fw)
+    reference = a.one("reference_accuracy", name)
+    floor = reference - t.accuracy_drop if reference is not None and math.isfinite(reference) else None
+    ok, detail = _enough(a.one("feedback_count", name, fw), t.min_drift_samples)
+    detail = detail.replace("observations", "feedback events")
+    checks.append(
+        Check(
+            "accuracy",
+            value,
+            floor,
+            _verdict(value, warn=floor, below=True) if ok else "NO DATA",
+            detail=missing("accuracy", fw) or detail,
+        )
+    )
+    f1 = a.one("f1", name, fw)
+    checks.append(
+        Check("f1", f1, None, _verdict(f1) if ok else "NO DATA", detail=missing("f1", fw) or "macro F1")
+    )
+    age = a.one("model_age", name)
+    age_days = age / 86400 if age is not None else None
+    checks.append(
+        Check(
+            "model_age",
+            age_days,
+            t.max_model_age_days,
+            _verdict(age_days, warn=t.max_model_age_days),
+            detail="days since the served version was trained"
+            if age is not None
+            else "no training time exported",
+        )
+    )
+    return checks
+
+
+def _registry_check(model: ModelSpec, registry: RegistryState | None, error: str | None) -> Check:
+    if registry is None:
+        return Check("registry", None, None, "NO DATA", detail=error or "MLflow not asked")
+    if registry.watched_version is None:
+        return Check(
+            "registry", None, None, "WARN", detail=f"alias {registry.watched_alias!r} is not set in MLflow"
+        )
+    if registry.matches is False:
+        return Check(
+            "registry",
+            None,
+            None,
+            "WARN",
+            detail=f"serving version {', '.join(registry.served_versions)} but {registry.watched_alias} is "
+            f"version {registry.watched_version}",
+        )
+    return Check(
+        "registry",
+        None,
+        None,
+        "OK" if registry.matches else "NO DATA",
+        detail=(
+            f"serving {registry.watched_alias} (version {registry.watched_version})"
+            if registry.matches
+            else f"{registry.watched_alias} is version {registry.watched_version}; no served version exported"
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------------------
+# The registry
+
+RegistryLookup = Callable[[Sequence[ModelSpec]], Mapping[str, "RegistryState | str"]]
+
+
+def mlflow_registry(tracking_uri: str, registry_uri: str | None = None) -> RegistryLookup:
+    """A lookup of each model's aliases, watched version, its run's metrics and age, through MLflow's
+    client (short timeouts, no retries). Returns per model a RegistryState or the error as text."""
+
+    def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
+        from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
+
+        client = mlflow_client(tracking_uri)
+        # One cheap request first: an unreachable server fails once, not once per model.
+        with mlflow_errors("the model registry", tracking_uri):
+            client.search_registered_models(max_results=1)
+        out: dict[str, RegistryState | str] = {}
+        for model in models:
+            try:
+                out[model.name] = _registry_state(client, model, tracking_uri, mlflow_errors)
+            except MlmonError as exc:
+                out[model.name] = exc.message
+        return out
+
+    return lookup
+
+
+def _registry_state(client: Any, model: ModelSpec, uri: str, errors: Any) -> RegistryState:
+    name = model.registered_model
+    with errors(
+        f"registered model {name!r}", uri, "register the model, or set registered_model in mlmon.yaml"
+    ):
+        registered = client.get_registered_model(name)
+    aliases = {str(k): str(v) for k, v in (getattr(registered, "aliases", None) or {}).items()}
+    stages = {
+        str(v.version): str(v.current_stage)
+        for v in (registered.latest_versions or [])
+        if v.current_stage and v.current_stage != "None"
+    }
+    watched = aliases.get(model.alias)
+    metrics: dict[str, float] = {}
+    age_days = None
+    if watched is not None:
+        with errors(f"version {watched} of {name!r}", uri):
+            version = client.get_model_version(name, watched)
+        if version.creation_timestamp:
+            age_days = (time.time() - version.creation_timestamp / 1000) / 86400
+        if version.run_id:
+            with errors(f"run {version.run_id}", uri):
+                metrics = dict(client.get_run(version.run_id).data.metrics)
+    return RegistryState(name, aliases, model.alias, watched, (), None, metrics, age_days, stages)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _windows_from_rules(loaded: set[str]) -> tuple[str, ...]:
+    """The drift windows recorded in Prometheus, to watch models found there without a spec."""
+    prefix = r.feature_psi("")
+    return tuple(sorted({n[len(prefix) :] for n in loaded if n.startswith(prefix)}, key=duration_seconds))
+
+
+def gather_status(
+    spec: Spec | None,
+    *,
+    prometheus: PrometheusClient | None,
+    prometheus_url: str,
+    registry: RegistryLookup | None,
+    mlflow_uri: str,
+    only: Sequence[str] = (),
+    window: str = "1h",
+) -> StatusReport:
+    """Ask Prometheus and the registry about every model of ``spec`` (or, without one, every model
+    Prometheus knows), and judge each check. A backend that fails is marked, not fatal."""
+    from mlmon.promapi import PrometheusError
+
+    models = list(spec.models) if spec else []
+    answers, alerts, history = _Answers(), {}, {}
+    plan = _Plan([], {})
+    prom_state = BackendState(
+        prometheus_url, ok=prometheus is not None, error=None if prometheus else "not asked"
+    )
+    if prometheus is not None:
+        try:
+            loaded = prometheus.rule_names("record")
+            if not models:
+                windows = _windows_from_rules(loaded) or (Thresholds.drift_window,)
+                discovery = _plan(windows, loaded)
+                answers = _ask(prometheus, discovery)
+                found = answers.models()
+                # Without a spec: the models Prometheus knows from mlmon_model_info, default thresholds, and
+                # the first recorded window for both drift and feedback.
+                models = [
+                    ModelSpec(
+                        n, n, thresholds=Thresholds(drift_window=windows[0], feedback_window=windows[0])
+                    )
+                    for n in sorted(found)
+                ]
+                plan = discovery
+            else:
+                spec_windows = {
+                    w for m in models for w in (m.thresholds.drift_window, m.thresholds.feedback_window)
+                }
+                plan = _plan(spec_windows, loaded)
+                answers = _ask(prometheus, plan)
+            alerts = _alerts(prometheus)
+            selected = [m for m in models if m.name in only] if only else models
+            if selected:
+                history = _history(prometheus, selected, loaded, window)
+        except PrometheusError as exc:
+            prom_state = BackendState(prometheus_url, ok=False, error=exc.message, hint=exc.hint)
+    if only:
+        unknown = [n for n in only if n not in {m.name for m in models}]
+        if unknown and (spec is not None or prom_state.ok):
+            known = ", ".join(m.name for m in models) or "none"
+            raise MlmonError(f"no model named {', '.join(map(repr, unknown))}", f"known models: {known}")
+        models = [m for m in models if m.name in only]
+
+    registry_states: Mapping[str, RegistryState | str] = {}
+    mlflow_state = BackendState(mlflow_uri, ok=registry is not None, error=None if registry else "not asked")
+    if registry is not None and models:
+        try:
+            registry_states = registry(models)
+        except MlmonError as exc:
+            mlflow_state = BackendState(mlflow_uri, ok=False, error=exc.message, hint=exc.hint)
+
+    statuses = []
+    for model in models:
+        served = tuple(answers.labels("served_version", model.name, "version"))
+        state = registry_states.get(model.name)
+        registry_state = None
+        registry_error = mlflow_state.error if not mlflow_state.ok else None
+        if isinstance(state, RegistryState):
+            matches = (
+                None
+                if not served or state.watched_version is None
+                else set(served) == {state.watched_version}
+            )
+            registry_state = RegistryState(
+                state.registered_model,
+                state.aliases,
+                state.watched_alias,
+                state.watched_version,
+                served,
+                matches,
+                state.metrics,
+                state.age_days,
+                state.stages,
+            )
+        elif isinstance(state, str):
+            registry_error = state
+        checks = (
+            _checks(model, answers, plan)
+            if prom_state.ok
+            else [
+                Check(name, None, None, "NO DATA", detail="Prometheus unreachable")
+                for name in sorted(_ESSENTIAL)
+            ]
+        )
+        if registry is not None:
+            checks.append(_registry_check(model, registry_state, registry_error))
+        statuses.append(
+            ModelStatus(
+                model.name,
+                tuple(checks),
+                tuple(sorted(alerts.get(model.name, []), key=lambda a: (a.state != "firing", a.name))),
+                registry_state,
+                registry_error,
+                history.get(model.name, {}),
+            )
+        )
+    return StatusReport(datetime.now(timezone.utc), window, prom_state, mlflow_state, tuple(statuses))
+
+
+def threshold_text(value: float | None) -> str:
+    return "" if value is None else number(value)
