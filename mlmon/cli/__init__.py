@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlmon import __version__
-from mlmon.cli import check, compare_runs, drift, init, profile, render_alerts
+from mlmon.cli import check, compare_runs, drift, init, profile, render_alerts, status
 from mlmon.cli.output import DEBUG
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ def root(
 
 app.command("init")(init.init_command)
 app.command("render-alerts")(render_alerts.render_alerts_command)
+app.command("status")(status.status_command)
 app.command("check")(check.check_command)
 app.command("profile")(profile.profile_command)
 app.command("drift")(drift.drift_command)
