@@ -29,11 +29,16 @@ FEATURES_SHOWN = 3  # healthy features shown per check; the rest are counted
 @handles_errors
 def status_command(
     spec_file: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--spec", help="mlmon.yaml to read (optional: without it, every model Prometheus knows)."
+            "--spec",
+            "-s",
+            envvar="MLMON_SPEC",
+            help="The spec. Default: mlmon.yaml when it exists; without one, every model Prometheus knows, "
+            "with default thresholds.",
+            show_default=False,
         ),
-    ] = Path("mlmon.yaml"),
+    ] = None,
     prometheus_url: Annotated[
         str | None,
         typer.Option(
@@ -79,11 +84,11 @@ def status_command(
 
     Exit codes: 0; with --check, 3 when a model is CRIT (or WARN, with --strict).
     """
-    from mlmon.spec import load_spec
+    from mlmon.spec import DEFAULT_SPEC_FILE, load_spec
 
     spec: Spec | None = None
-    if spec_file.exists() or spec_file != Path("mlmon.yaml"):
-        spec = load_spec(spec_file)
+    if spec_file is not None or Path(DEFAULT_SPEC_FILE).exists():
+        spec = load_spec(spec_file or DEFAULT_SPEC_FILE)
     prom_url = prometheus_url or (spec.prometheus.url if spec else DEFAULT_PROMETHEUS_URL)
     tracking_uri = mlflow_uri or (spec.mlflow.tracking_uri if spec else DEFAULT_TRACKING_URI)
     if insecure:
