@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlmon import __version__
-from mlmon.cli import check, compare_runs, drift, init, profile, render_alerts, status
+from mlmon.cli import check, compare_runs, demo, drift, init, profile, render_alerts, status
 from mlmon.cli.output import DEBUG
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ app.command("check")(check.check_command)
 app.command("profile")(profile.profile_command)
 app.command("drift")(drift.drift_command)
 app.command("compare-runs")(compare_runs.compare_runs_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,17 @@ def _encode(row: dict[str, Any], means: tuple[float, ...], stds: tuple[float, ..
 
 
 def train(
-    data: dict[str, np.ndarray], steps: int = 300, learning_rate: float = 0.5, l2: float = 1e-3
+    data: dict[str, np.ndarray],
+    steps: int = 300,
+    learning_rate: float = 0.5,
+    l2: float = 1e-3,
+    on_step: Callable[[int, float], None] | None = None,
+    report_every: int = 25,
 ) -> CreditModel:
-    """Fit by full-batch gradient descent on the log loss."""
+    """Fit by full-batch gradient descent on the log loss.
+
+    ``on_step(step, log_loss)`` is called every ``report_every`` steps and after the last one, so a caller
+    can log the training curve (the demo logs it to MLflow)."""
     log_income = np.log(np.maximum(np.nan_to_num(data["income"], nan=np.nanmean(data["income"])), 1.0))
     columns = {"income": log_income, "age": data["age"], "debt_ratio": data["debt_ratio"]}
     means = tuple(float(np.mean(columns[n])) for n in NUMERICAL)
@@ -125,11 +134,45 @@ def train(
     y = (data["outcome"] == "default").astype(float)
     w = np.zeros(x.shape[1])
     b = 0.0
-    for _ in range(steps):
+    for step in range(steps):
         p = 1 / (1 + np.exp(-(x @ w + b)))
+        if on_step is not None and (step % report_every == 0 or step == steps - 1):
+            on_step(step, _log_loss(p, y))
         w -= learning_rate * (x.T @ (p - y) / len(y) + l2 * w)
         b -= learning_rate * float(np.mean(p - y))
     return CreditModel(tuple(float(v) for v in w), b, means, stds)
+
+
+def _log_loss(probabilities: np.ndarray, outcome: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-12, 1 - 1e-12)
+    return float(-np.mean(outcome * np.log(p) + (1 - outcome) * np.log(1 - p)))
+
+
+def evaluate(model: CreditModel, data: dict[str, np.ndarray]) -> dict[str, float]:
+    """Accuracy, log loss and ROC AUC of ``model`` on ``data`` (default is the positive class)."""
+    probabilities = model.predict_proba(_rows(data))
+    outcome = (data["outcome"] == "default").astype(float)
+    return {
+        "accuracy": float(np.mean((probabilities >= 0.5) == (outcome == 1))),
+        "logloss": _log_loss(probabilities, outcome),
+        "auc": _roc_auc(probabilities, outcome),
+    }
+
+
+def _roc_auc(scores: np.ndarray, outcome: np.ndarray) -> float:
+    """The probability that a random positive scores above a random negative (ties count half)."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    if np.any(counts > 1):  # tied scores share their average rank
+        sums = np.bincount(inverse, weights=ranks)
+        ranks = (sums / counts)[inverse]
+    positives = int(outcome.sum())
+    negatives = len(outcome) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    return float((ranks[outcome == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def _rows(data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
