@@ -218,7 +218,7 @@ def _print_result(result: DemoResult) -> None:
     console.print(
         f"  mlmon drift {escape(ws / 'data' / 'reference.csv')} {escape(ws / 'data' / 'drifted.csv')}"
     )
-    console.print(f"  mlmon check --out {escape(ws / 'monitoring')}")
+    console.print(f"  mlmon check {escape(ws / 'monitoring')}")
     if result.kept:
         console.print(f"  mlmon status --spec {escape(result.spec_path)}")
         console.print("\n[bold]Still running[/] (--keep)")
