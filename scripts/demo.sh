@@ -7,17 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_debian=()
-command -v prometheus >/dev/null || need_debian+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
-    || need_debian+=(prometheus-alertmanager)
-if ((${#need_debian[@]})) && command -v apt-get >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "Installing Debian packages: ${need_debian[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_debian[@]}" >&2
-fi
+source scripts/debian.sh
+install_missing_debian_packages prometheus=prometheus "prometheus-alertmanager|alertmanager=prometheus-alertmanager"
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >&2

@@ -8,17 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_debian=()
-command -v promtool >/dev/null || need_debian+=(prometheus)
-command -v amtool >/dev/null || need_debian+=(prometheus-alertmanager)
-command -v chromium >/dev/null || need_debian+=(chromium)
-if ((${#need_debian[@]})); then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "Installing Debian packages: ${need_debian[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_debian[@]}" >&2
-fi
+source scripts/debian.sh
+install_missing_debian_packages promtool=prometheus amtool=prometheus-alertmanager chromium=chromium
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >&2
