@@ -179,7 +179,9 @@ class PrometheusClient:
     """The Prometheus HTTP API over one HTTP session.
 
     ``requests_made`` counts HTTP requests; ``warnings`` collects the warnings Prometheus attaches to its
-    answers (callers read and clear it). Each call is bounded by ``timeout`` seconds and is not retried."""
+    answers (callers read and clear it). Each call is bounded by ``timeout`` seconds and is not retried;
+    ``budget`` (seconds from the client's creation) bounds all calls together, so that a slow server costs a
+    command at most that long however many questions it asks."""
 
     def __init__(
         self,
@@ -189,10 +191,12 @@ class PrometheusClient:
         ca_file: str | None = None,
         verify_tls: bool = True,
         timeout: float = 5.0,
+        budget: float | None = None,
     ) -> None:
         self.url = _base_url(url)
         self.credentials = credentials or Credentials()
         self.timeout = timeout
+        self._spent_by = None if budget is None else time.monotonic() + budget
         self.requests_made = 0
         self.warnings: list[str] = []
         self._secrets = self.credentials.secrets()
@@ -314,15 +318,22 @@ class PrometheusClient:
 
     def _send(self, method: str, endpoint: str, form: dict[str, str] | None) -> tuple[int, str, str]:
         """One request, not retried: (status, content type, body with the secrets blanked out)."""
+        timeout = self.timeout
+        if self._spent_by is not None:
+            timeout = min(timeout, self._spent_by - time.monotonic())
+            if timeout <= 0:
+                raise self._error(
+                    f"Prometheus at {self.url} used up the time allowed for its answers", URL_HINT
+                )
         self.requests_made += 1
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + timeout
         try:
             with self._session.request(
                 method,
                 endpoint,
                 data=form,
                 # urllib3's total bounds connecting and waiting for the headers together.
-                timeout=Timeout(total=self.timeout, connect=self.timeout, read=self.timeout),  # type: ignore[arg-type]
+                timeout=Timeout(total=timeout, connect=timeout, read=timeout),  # type: ignore[arg-type]
                 verify=self._verify,
                 stream=True,
             ) as response:
@@ -337,7 +348,7 @@ class PrometheusClient:
             slow = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)) or "timed out" in str(
                 exc
             )
-            reason = f"no answer within {self.timeout:g} s" if slow else _reason(exc)
+            reason = f"no answer within {timeout:g} s" if slow else _reason(exc)
             raise self._error(f"cannot reach Prometheus at {self.url} ({reason})", URL_HINT) from None
 
     def _redact(self, text: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,7 @@ from mlmon import contract as c
 from mlmon import rules as r
 from mlmon.errors import MlmonError
 from mlmon.escape import number
+from mlmon.registry import RegistryLookup, RegistryState
 from mlmon.spec import ModelSpec, Spec, Thresholds, duration_seconds
 
 if TYPE_CHECKING:
@@ -65,19 +66,6 @@ class AlertState:
     active_since: datetime | None
     feature: str | None
     summary: str
-
-
-@dataclass(frozen=True)
-class RegistryState:
-    registered_model: str
-    aliases: Mapping[str, str]
-    watched_alias: str
-    watched_version: str | None
-    served_versions: tuple[str, ...]
-    matches: bool | None  # None when either side is unknown
-    metrics: Mapping[str, float]
-    age_days: float | None
-    stages: Mapping[str, str] = field(default_factory=dict)  # legacy stages, read-only
 
 
 @dataclass(frozen=True)
@@ -444,10 +432,8 @@ def _history(
     step = max(1.0, seconds / SPARKLINE_POINTS)
     try:
         series: list[Series] = client.query_range("\nor\n".join(parts), end - seconds, end, step)
-    except PrometheusError as exc:
-        if not _is_query_error(exc):
-            raise
-        return {}  # sparklines are a nicety: the checks stand without them
+    except PrometheusError:
+        return {}  # sparklines are a nicety: the checks already answered stand without them
     out: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {}
     for s in series:
         check = s.labels.get(CHECK_LABEL, "")
@@ -599,36 +585,29 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
             detail=missing("prediction_psi", dw) or detail,
         )
     )
-    if model.task == "classification":
-        value = a.one("confidence", name, dw)
-        reference = a.one("reference_confidence", name)
-        floor = reference - t.confidence_drop if reference is not None and math.isfinite(reference) else None
-        ok, detail = _enough(a.one("confidence_count", name, dw), t.min_drift_samples)
+
+    def dropped_below_reference(check: str, reference: str, drop: float, count: str, window: str) -> Check:
+        """A mean (confidence, accuracy) judged against the profile's reference value minus ``drop``."""
+        value, ref = a.one(check, name, window), a.one(reference, name)
+        floor = ref - drop if ref is not None and math.isfinite(ref) else None
+        ok, detail = _enough(a.one(count, name, window), t.min_drift_samples)
+        if count == "feedback_count":
+            detail = detail.replace("observations", "feedback events")
         if floor is None:
-            detail += "; no reference confidence in the profile"
+            detail += f"; no {reference.replace('_', ' ')} in the profile"
+        verdict = _verdict(value, warn=floor, below=True) if ok else "NO DATA"
+        return Check(check, value, floor, verdict, detail=missing(check, window) or detail)
+
+    if model.task == "classification":
         checks.append(
-            Check(
-                "confidence",
-                value,
-                floor,
-                _verdict(value, warn=floor, below=True) if ok else "NO DATA",
-                detail=missing("confidence", dw) or detail,
+            dropped_below_reference(
+                "confidence", "reference_confidence", t.confidence_drop, "confidence_count", dw
             )
         )
-    value = a.one("accuracy", name, fw)
-    reference = a.one("reference_accuracy", name)
-    floor = reference - t.accuracy_drop if reference is not None and math.isfinite(reference) else None
-    ok, detail = _enough(a.one("feedback_count", name, fw), t.min_drift_samples)
-    detail = detail.replace("observations", "feedback events")
     checks.append(
-        Check(
-            "accuracy",
-            value,
-            floor,
-            _verdict(value, warn=floor, below=True) if ok else "NO DATA",
-            detail=missing("accuracy", fw) or detail,
-        )
+        dropped_below_reference("accuracy", "reference_accuracy", t.accuracy_drop, "feedback_count", fw)
     )
+    ok, _ = _enough(a.one("feedback_count", name, fw), t.min_drift_samples)
     f1 = a.one("f1", name, fw)
     checks.append(
         Check("f1", f1, None, _verdict(f1) if ok else "NO DATA", detail=missing("f1", fw) or "macro F1")
@@ -681,57 +660,6 @@ def _registry_check(model: ModelSpec, registry: RegistryState | None, error: str
 # ------------------------------------------------------------------------------------------------------
 # The registry
 
-RegistryLookup = Callable[[Sequence[ModelSpec]], Mapping[str, "RegistryState | str"]]
-
-
-def mlflow_registry(tracking_uri: str, registry_uri: str | None = None) -> RegistryLookup:
-    """A lookup of each model's aliases, watched version, its run's metrics and age, through MLflow's
-    client (short timeouts, no retries). Returns per model a RegistryState or the error as text."""
-
-    def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
-
-        client = mlflow_client(tracking_uri)
-        # One cheap request first: an unreachable server fails once, not once per model.
-        with mlflow_errors("the model registry", tracking_uri):
-            client.search_registered_models(max_results=1)
-        out: dict[str, RegistryState | str] = {}
-        for model in models:
-            try:
-                out[model.name] = _registry_state(client, model, tracking_uri, mlflow_errors)
-            except MlmonError as exc:
-                out[model.name] = exc.message
-        return out
-
-    return lookup
-
-
-def _registry_state(client: Any, model: ModelSpec, uri: str, errors: Any) -> RegistryState:
-    name = model.registered_model
-    with errors(
-        f"registered model {name!r}", uri, "register the model, or set registered_model in mlmon.yaml"
-    ):
-        registered = client.get_registered_model(name)
-    aliases = {str(k): str(v) for k, v in (getattr(registered, "aliases", None) or {}).items()}
-    stages = {
-        str(v.version): str(v.current_stage)
-        for v in (registered.latest_versions or [])
-        if v.current_stage and v.current_stage != "None"
-    }
-    watched = aliases.get(model.alias)
-    metrics: dict[str, float] = {}
-    age_days = None
-    if watched is not None:
-        with errors(f"version {watched} of {name!r}", uri):
-            version = client.get_model_version(name, watched)
-        if version.creation_timestamp:
-            age_days = (time.time() - version.creation_timestamp / 1000) / 86400
-        if version.run_id:
-            with errors(f"run {version.run_id}", uri):
-                metrics = dict(client.get_run(version.run_id).data.metrics)
-    return RegistryState(name, aliases, model.alias, watched, (), None, metrics, age_days, stages)
-
-
 # ------------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -751,13 +679,15 @@ def gather_status(
     mlflow_uri: str,
     only: Sequence[str] = (),
     window: str = "1h",
+    history: bool = True,
 ) -> StatusReport:
     """Ask Prometheus and the registry about every model of ``spec`` (or, without one, every model
-    Prometheus knows), and judge each check. A backend that fails is marked, not fatal."""
+    Prometheus knows), and judge each check. A backend that fails is marked, not fatal. ``history`` asks
+    for the sparklines' range query (the JSON has no sparklines, so it does not)."""
     from mlmon.promapi import PrometheusError
 
     models = list(spec.models) if spec else []
-    answers, alerts, history = _Answers(), {}, {}
+    answers, alerts, sparklines = _Answers(), {}, {}
     plan = _Plan([], {})
     prom_state = BackendState(
         prometheus_url, ok=prometheus is not None, error=None if prometheus else "not asked"
@@ -787,8 +717,8 @@ def gather_status(
                 answers = _ask(prometheus, plan)
             alerts = _alerts(prometheus)
             selected = [m for m in models if m.name in only] if only else models
-            if selected:
-                history = _history(prometheus, selected, loaded, window)
+            if selected and history:
+                sparklines = _history(prometheus, selected, loaded, window)
         except PrometheusError as exc:
             prom_state = BackendState(prometheus_url, ok=False, error=exc.message, hint=exc.hint)
     if only:
@@ -848,7 +778,7 @@ def gather_status(
                 tuple(sorted(alerts.get(model.name, []), key=lambda a: (a.state != "firing", a.name))),
                 registry_state,
                 registry_error,
-                history.get(model.name, {}),
+                sparklines.get(model.name, {}),
             )
         )
     return StatusReport(datetime.now(timezone.utc), window, prom_state, mlflow_state, tuple(statuses))

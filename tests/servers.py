@@ -76,3 +76,49 @@ def prometheus(binary: str, config: Path, workdir: Path) -> Iterator[str]:
             log,
         )
         yield url
+
+
+def mlflow_server_binary() -> str | None:
+    """`mlflow` of this interpreter's environment when it can serve (the full mlflow, not mlflow-skinny)."""
+    import importlib.util
+    import shutil
+    import sys
+
+    binary = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    if not Path(binary).exists() or importlib.util.find_spec("flask") is None:
+        return None
+    return binary
+
+
+@contextmanager
+def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
+    """A real `mlflow server --workers 1` on a free loopback port over ``store_uri``; yields its URL.
+
+    It runs in its own process group (its uvicorn worker is a child), stopped by the pid started here; the
+    job runner is switched off, since its workers would outlive the server."""
+    import os
+    import signal
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "mlflow-server.log"
+    args = [
+        binary, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", store_uri, "--default-artifact-root", (workdir / "artifacts").as_uri(),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            args, stdout=sink, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True
+        )
+    try:
+        poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 90, "mlflow server", log)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)

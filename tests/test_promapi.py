@@ -304,6 +304,17 @@ def test_a_server_slower_than_the_timeout_is_an_error(fake: FakePrometheus) -> N
     assert client.requests_made == 1  # not retried
 
 
+def test_the_budget_bounds_all_calls_together(fake: FakePrometheus) -> None:
+    """Each call may take up to the timeout; together they may take no more than the budget."""
+    fake.answer("/api/v1/query", vector(), delay=0.4)
+    client = PrometheusClient(fake.url, timeout=5, budget=1.0)
+    client.query("up")
+    client.query("up")
+    error = raises(lambda: [client.query("up") for _ in range(3)])
+    assert "no answer within" in error.message or "used up the time allowed" in error.message
+    assert client.requests_made <= 3
+
+
 def test_a_body_dribbled_past_the_timeout_is_an_error(fake: FakePrometheus) -> None:
     # Each byte comes well within the read timeout; only the deadline on the whole call stops it.
     fake.answer("/api/v1/query", vector({"metric": {}, "value": [1, "1"]}), dribble=0.1)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from mlmon.spec import Spec
-    from mlmon.status import Check, ModelStatus, RegistryLookup, StatusReport
+    from mlmon.status import Check, ModelStatus, StatusReport
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -70,7 +70,12 @@ def status_command(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Do not verify Prometheus' TLS certificate (not recommended).")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each backend.", min=0.1)] = 5.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for Prometheus (all its answers) and for each MLflow call.", min=0.1
+        ),
+    ] = 5.0,
 ) -> None:
     """Health and drift of every model, from Prometheus and the MLflow registry.
 
@@ -95,7 +100,9 @@ def status_command(
         output.warn("not verifying Prometheus' TLS certificate (--insecure)")
 
     def gather() -> StatusReport:
-        return _gather(spec, prom_url, tracking_uri, models or (), window, ca_file, insecure, timeout)
+        return _gather(
+            spec, prom_url, tracking_uri, models or (), window, ca_file, insecure, timeout, not json_output
+        )
 
     if watch is not None and not json_output:
         _watch(gather, watch)
@@ -118,8 +125,10 @@ def _gather(
     ca_file: Path | None,
     insecure: bool,
     timeout: float,
+    sparklines: bool,
 ) -> StatusReport:
     from mlmon.promapi import Credentials, PrometheusClient
+    from mlmon.registry import registry_lookup
     from mlmon.spec import duration_seconds
     from mlmon.status import gather_status
 
@@ -134,40 +143,20 @@ def _gather(
         ca_file=str(ca_file) if ca_file else None,
         verify_tls=not insecure,
         timeout=timeout,
+        # All of Prometheus' answers together within little more than one timeout: a slow server makes
+        # status slow once, not once per question.
+        budget=timeout * 1.5,
     ) as client:
         return gather_status(
             spec,
             prometheus=client,
             prometheus_url=prom_url,
-            registry=registry_lookup(spec, tracking_uri),
+            registry=registry_lookup(tracking_uri, timeout),
             mlflow_uri=_shown_uri(tracking_uri),
             only=models,
             window=window,
+            history=sparklines,
         )
-
-
-def registry_lookup(spec: Spec | None, tracking_uri: str) -> RegistryLookup:
-    """MLflow's registry, or a lookup that says why it cannot be asked (without importing mlflow)."""
-    from mlmon.status import mlflow_registry
-
-    database = _sqlite_path(tracking_uri)
-    if database is not None and not database.exists():
-
-        def missing(_: Any) -> Any:
-            raise BackendError(
-                f"no MLflow store at {database}",
-                "point --mlflow-uri, MLFLOW_TRACKING_URI or mlflow.tracking_uri in mlmon.yaml at your store",
-            )
-
-        return missing
-    return mlflow_registry(tracking_uri, spec.mlflow.registry_uri if spec else None)
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The file of a sqlite:/// URI: status must not create an empty store by asking a missing one."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :])
-    return None
 
 
 def _shown_uri(uri: str) -> str:
@@ -272,10 +261,19 @@ def _model_view(model: ModelStatus) -> RenderableType:
 
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 2), show_edge=False)
     for column in ("check", "value", "threshold", "verdict", "detail"):
-        table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
+        # On a narrow terminal only the detail wraps: the check names and numbers stay on one line.
+        table.add_column(
+            column,
+            justify="right" if column in ("value", "threshold") else "left",
+            no_wrap=column != "detail",
+            ratio=1 if column == "detail" else None,
+        )
     for check in _shown_checks(model.checks):
-        if isinstance(check, str):
-            table.add_row(Text(check, "dim"), "", "", "", "")
+        if isinstance(check, tuple):
+            name, hidden = check
+            table.add_row(
+                Text(f"{name} (+{hidden})", "dim"), "", "", "", Text("more features, OK or no data", "dim")
+            )
             continue
         name = f"{check.name} {check.feature}" if check.feature is not None else check.name
         table.add_row(
@@ -302,9 +300,10 @@ def _model_view(model: ModelStatus) -> RenderableType:
     return Group(*lines)
 
 
-def _shown_checks(checks: tuple[Check, ...]) -> list[Check | str]:
-    """Every model-wide check; of the per-feature ones, the unhealthy and the worst few, the rest counted."""
-    shown: list[Check | str] = []
+def _shown_checks(checks: tuple[Check, ...]) -> list[Check | tuple[str, int]]:
+    """Every model-wide check; of the per-feature ones, the unhealthy and the worst few, the rest counted
+    as (check name, how many are not shown)."""
+    shown: list[Check | tuple[str, int]] = []
     for name in dict.fromkeys(ch.name for ch in checks):
         group = [ch for ch in checks if ch.name == name]
         if name not in PER_FEATURE:
@@ -315,7 +314,7 @@ def _shown_checks(checks: tuple[Check, ...]) -> list[Check | str]:
         keep += healthy[:FEATURES_SHOWN]
         shown += [ch for ch in group if ch in keep]
         if len(group) > len(keep):
-            shown.append(f"{name}: {len(group) - len(keep)} more features, all OK or without data")
+            shown.append((name, len(group) - len(keep)))
     return shown
 
 

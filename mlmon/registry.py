@@ -1,0 +1,308 @@
+"""The MLflow model registry as `mlmon status` needs it: each model's aliases, the version its watched alias
+points to, that version's age and its run's metrics.
+
+Three readers give the same answer:
+- a local sqlite store (MLflow's default, ``sqlite:///mlflow.db``) is read directly and read-only: importing
+  MLflow's client and opening a sqlite store through it takes several seconds, and status should take well
+  under one. The reader checks that the store has the tables and columns it reads (MLflow's schema since
+  2.3, when aliases came) and names what is missing otherwise; it never writes, where MLflow's client would
+  create or migrate tables;
+- a tracking server is read over MLflow's REST API (:mod:`mlmon.mlflow_rest`), a few models at a time;
+- any other store (PostgreSQL, MySQL, a plugin) goes through MLflow's client, with short timeouts and no
+  retries.
+A test reads the same real stores both ways and compares.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmon.errors import BackendError, MlmonError
+from mlmon.spec import ModelSpec
+
+# MLflow marks a deleted version with this stage in SQL stores and keeps the row.
+DELETED_STAGE = "Deleted_Internal"
+REST_THREADS = 8
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    registered_model: str
+    aliases: Mapping[str, str]
+    watched_alias: str
+    watched_version: str | None
+    served_versions: tuple[str, ...]
+    matches: bool | None  # None when either side is unknown
+    metrics: Mapping[str, float]
+    age_days: float | None
+    stages: Mapping[str, str] = field(default_factory=dict)  # legacy stages, read-only
+
+
+# Per model name: its state, or why it could not be read (the registered model is missing, say).
+RegistryLookup = Callable[[Sequence[ModelSpec]], Mapping[str, "RegistryState | str"]]
+
+
+def registry_lookup(tracking_uri: str, timeout: float = 5.0) -> RegistryLookup:
+    """The fastest reader for ``tracking_uri``. A failure of the whole store raises a BackendError.
+    ``timeout`` bounds each request to a tracking server."""
+    from mlmon.mlflow_rest import rest_supported
+
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        return _sqlite_lookup(database, tracking_uri)
+    if rest_supported(tracking_uri):
+        return _rest_lookup(tracking_uri, timeout)
+    return _client_lookup(tracking_uri)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI (relative, or absolute with four slashes)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def _state(
+    model: ModelSpec,
+    aliases: Mapping[str, str],
+    stages: Mapping[str, str],
+    created_ms: float | None,
+    metrics: Mapping[str, float],
+) -> RegistryState:
+    watched = aliases.get(model.alias)
+    age_days = None if created_ms is None or watched is None else (time.time() - created_ms / 1000) / 86400
+    return RegistryState(
+        model.registered_model,
+        dict(aliases),
+        model.alias,
+        watched,
+        (),
+        None,
+        dict(metrics),
+        age_days,
+        dict(stages),
+    )
+
+
+def _latest_stages(versions: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """{version: stage} for the newest version in each legacy stage, as MLflow's ``latest_versions``."""
+    newest: dict[str, int] = {}
+    for version, stage in versions:
+        if stage and stage not in ("None", DELETED_STAGE):
+            newest[stage] = max(newest.get(stage, 0), int(version))
+    return {str(v): stage for stage, v in newest.items()}
+
+
+def _not_registered(model: ModelSpec, where: str) -> str:
+    return f"registered model {model.registered_model!r} not found in MLflow at {where}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# sqlite, read directly
+
+_SQLITE_COLUMNS = {
+    "registered_models": {"name"},
+    "registered_model_aliases": {"name", "alias", "version"},
+    "model_versions": {"name", "version", "creation_time", "current_stage", "run_id"},
+    "latest_metrics": {"run_uuid", "key", "value", "is_nan"},
+}
+
+
+def _sqlite_lookup(database: Path, tracking_uri: str) -> RegistryLookup:
+    def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
+        if not database.is_file():
+            # MLflow's client would create an empty store here; status only reads.
+            raise BackendError(
+                f"no MLflow store at {database}",
+                "point --mlflow-uri, MLFLOW_TRACKING_URI or mlflow.tracking_uri in mlmon.yaml at your store",
+            )
+        try:
+            with _read_only(database) as connection:
+                missing = _missing_schema(connection)
+                if missing:
+                    raise BackendError(
+                        f"{database} is not an MLflow store of version 2.3 or newer: it lacks {missing}",
+                        f"upgrade an older store with `mlflow db upgrade {tracking_uri}`, or point "
+                        "--mlflow-uri at your MLflow store",
+                    )
+                return _read_sqlite(connection, models, str(database))
+        except sqlite3.Error as exc:
+            raise BackendError(
+                f"cannot read the MLflow store {database}: {exc}", "check that it is an MLflow sqlite store"
+            ) from None
+
+    return lookup
+
+
+class _read_only:
+    """A read-only connection that is closed afterwards (sqlite3's own context manager only commits)."""
+
+    def __init__(self, database: Path) -> None:
+        self.connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.connection
+
+    def __exit__(self, *_: object) -> None:
+        self.connection.close()
+
+
+def _missing_schema(connection: sqlite3.Connection) -> str:
+    """What the store lacks of the tables and columns read here, as text; empty when nothing."""
+    missing = []
+    for table, columns in _SQLITE_COLUMNS.items():
+        found = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if not found:
+            missing.append(f"table {table}")
+        elif not columns <= found:
+            missing.append(f"{table}.{', '.join(sorted(columns - found))}")
+    return "; ".join(missing)
+
+
+def _read_sqlite(
+    connection: sqlite3.Connection, models: Sequence[ModelSpec], where: str
+) -> dict[str, RegistryState | str]:
+    names = sorted({m.registered_model for m in models})
+    marks = ",".join("?" * len(names))
+    registered = {
+        row[0]
+        for row in connection.execute(f"SELECT name FROM registered_models WHERE name IN ({marks})", names)
+    }
+    aliases: dict[str, dict[str, str]] = {}
+    for name, alias, version in connection.execute(
+        f"SELECT name, alias, version FROM registered_model_aliases WHERE name IN ({marks})", names
+    ):
+        aliases.setdefault(name, {})[alias] = str(version)
+    versions: dict[str, dict[str, tuple[float | None, str | None, str]]] = {}
+    for name, version, created, stage, run_id in connection.execute(
+        "SELECT name, version, creation_time, current_stage, run_id FROM model_versions "
+        f"WHERE name IN ({marks}) AND current_stage != ?",
+        [*names, DELETED_STAGE],
+    ):
+        versions.setdefault(name, {})[str(version)] = (created, run_id, stage or "")
+    runs = {
+        info[1]
+        for name in names
+        for version, info in versions.get(name, {}).items()
+        if info[1] and version in aliases.get(name, {}).values()
+    }
+    metrics: dict[str, dict[str, float]] = {}
+    if runs:
+        run_marks = ",".join("?" * len(runs))
+        for run_id, key, value, is_nan in connection.execute(
+            f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({run_marks})",
+            sorted(runs),
+        ):
+            metrics.setdefault(run_id, {})[key] = math.nan if is_nan else float(value)
+    out: dict[str, RegistryState | str] = {}
+    for model in models:
+        name = model.registered_model
+        if name not in registered:
+            out[model.name] = _not_registered(model, where)
+            continue
+        own = aliases.get(name, {})
+        created, run_id, _ = versions.get(name, {}).get(own.get(model.alias, ""), (None, None, ""))
+        stages = _latest_stages([(v, info[2]) for v, info in versions.get(name, {}).items()])
+        out[model.name] = _state(model, own, stages, created, metrics.get(run_id or "", {}))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# A tracking server, over REST
+
+
+def _rest_lookup(tracking_uri: str, timeout: float = 5.0) -> RegistryLookup:
+    from mlmon.mlflow_rest import MlflowNotFound, MlflowRestClient
+
+    def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
+        client = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
+        # One request first: an unreachable server fails once, not once per model.
+        client.get("registered-models/search", {"max_results": "1"}, what="the model registry")
+
+        def one(model: ModelSpec) -> RegistryState | str:
+            try:
+                return _rest_state(client, model)
+            except MlflowNotFound:
+                return _not_registered(model, tracking_uri)
+            except MlmonError as exc:
+                return exc.message
+
+        with ThreadPoolExecutor(REST_THREADS) as pool:
+            return dict(zip((m.name for m in models), pool.map(one, models), strict=True))
+
+    return lookup
+
+
+def _rest_state(client: Any, model: ModelSpec) -> RegistryState:
+    name = model.registered_model
+    answer = client.get("registered-models/get", {"name": name}, what=f"registered model {name!r}")
+    registered = answer.get("registered_model", {})
+    aliases = {str(a["alias"]): str(a["version"]) for a in registered.get("aliases", [])}
+    stages = _latest_stages(
+        [(str(v["version"]), str(v.get("current_stage", ""))) for v in registered.get("latest_versions", [])]
+    )
+    watched = aliases.get(model.alias)
+    created, metrics = None, {}
+    if watched is not None:
+        version = client.get(
+            "model-versions/get", {"name": name, "version": watched}, what=f"version {watched} of {name!r}"
+        ).get("model_version", {})
+        created = float(version["creation_timestamp"]) if "creation_timestamp" in version else None
+        if version.get("run_id"):
+            run = client.get("runs/get", {"run_id": version["run_id"]}, what=f"run {version['run_id']}")
+            metrics = {
+                str(m["key"]): float(m["value"])
+                for m in run.get("run", {}).get("data", {}).get("metrics", [])
+            }
+    return _state(model, aliases, stages, created, metrics)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Anything else, through MLflow's client
+
+
+def _client_lookup(tracking_uri: str) -> RegistryLookup:
+    def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
+        from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
+
+        client = mlflow_client(tracking_uri)
+        with mlflow_errors("the model registry", tracking_uri):
+            client.search_registered_models(max_results=1)
+        out: dict[str, RegistryState | str] = {}
+        for model in models:
+            try:
+                out[model.name] = _client_state(client, model, tracking_uri, mlflow_errors)
+            except MlmonError as exc:
+                out[model.name] = exc.message
+        return out
+
+    return lookup
+
+
+def _client_state(client: Any, model: ModelSpec, uri: str, errors: Any) -> RegistryState:
+    name = model.registered_model
+    with errors(
+        f"registered model {name!r}", uri, "register the model, or set registered_model in mlmon.yaml"
+    ):
+        registered = client.get_registered_model(name)
+    aliases = {str(k): str(v) for k, v in (getattr(registered, "aliases", None) or {}).items()}
+    stages = _latest_stages(
+        [(str(v.version), str(v.current_stage)) for v in registered.latest_versions or []]
+    )
+    watched = aliases.get(model.alias)
+    created, metrics = None, {}
+    if watched is not None:
+        with errors(f"version {watched} of {name!r}", uri):
+            version = client.get_model_version(name, watched)
+        created = version.creation_timestamp
+        if version.run_id:
+            with errors(f"run {version.run_id}", uri):
+                metrics = dict(client.get_run(version.run_id).data.metrics)
+    return _state(model, aliases, stages, created, metrics)

@@ -1,0 +1,629 @@
+"""`mlmon status --json` against a real HTTP server on 127.0.0.1 that answers like Prometheus, scripted per
+test: server errors, timeouts, malformed answers, NaN and infinite values, empty and partial results, a
+refused joined query, credentials, and the number of requests status makes whatever the number of models.
+
+The scripted server reads the joined query the way Prometheus would see it: each part carries its check
+(and window) in the ``mlmon_check`` and ``mlmon_window`` labels it sets with label_replace, so the answer
+is the samples scripted for those checks, labelled like Prometheus' own answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlmon import rules
+from mlmon.spec import spec_from_dict
+from mlmon.status import CHECK_LABEL, WINDOW_LABEL
+from tests.conftest import run_cli
+from tests.test_promapi import Answer, FakePrometheus, Request, _handler, vector
+
+WINDOW = "1h"  # drift and feedback window of every model here
+FEATURES = ("income", "age", "region")
+QUERY = "/api/v1/query"
+PASSWORD = "s3cret-p@ss"
+TAG = re.compile(rf'"{CHECK_LABEL}", "([^"]*)"')
+WINDOW_TAG = re.compile(rf'"{WINDOW_LABEL}", "([^"]*)"')
+
+# Check -> value of a healthy model, as Prometheus writes numbers. Per-feature checks get one sample per
+# feature; the windowed ones are asked for the window above.
+HEALTHY: dict[str, str] = {
+    "targets_up": "1",
+    "targets_total": "1",
+    "request_rate": "2.5",
+    "error_ratio": "0",
+    "model_age": "86400",
+    "served_version": "1",
+    "reference_confidence": "0.9",
+    "reference_accuracy": "0.85",
+    "latency_p50": "0.01",
+    "latency_p95": "0.05",
+    "latency_p99": "0.1",
+    "feature_psi": "0.01",
+    "feature_observations": "500",
+    "missing_ratio": "0",
+    "prediction_psi": "0.02",
+    "prediction_observations": "500",
+    "confidence": "0.88",
+    "confidence_count": "500",
+    "accuracy": "0.84",
+    "feedback_count": "200",
+    "f1": "0.8",
+}
+PER_FEATURE = {"feature_psi", "feature_observations", "missing_ratio"}
+WINDOWED = PER_FEATURE | {
+    "prediction_psi",
+    "prediction_observations",
+    "confidence",
+    "confidence_count",
+    "accuracy",
+    "feedback_count",
+    "f1",
+}
+
+
+def model_names(count: int) -> list[str]:
+    return [f"model-{i:02d}" for i in range(count)]
+
+
+def spec_dict(models: list[str]) -> dict[str, Any]:
+    return {
+        "defaults": {
+            "thresholds": {"drift_window": WINDOW, "feedback_window": WINDOW, "min_drift_samples": 100}
+        },
+        "models": [
+            {"name": name, "targets": [f"127.0.0.1:{8000 + i}"], "features": list(FEATURES)}
+            for i, name in enumerate(models)
+        ],
+    }
+
+
+def tags(promql: str) -> list[tuple[str, str]]:
+    """The (check, window) of each part of a joined query, in order."""
+    found = []
+    for part in promql.split("\nor\n"):
+        check = TAG.search(part)
+        assert check is not None, f"a part of the query carries no {CHECK_LABEL} label: {part}"
+        window = WINDOW_TAG.search(part)
+        found.append((check.group(1), window.group(1) if window else ""))
+    return found
+
+
+@dataclass
+class StatusServer:
+    """The scripted Prometheus: ``values[(model, check)]`` is the value status reads for that check (for
+    per-feature checks, a map of feature to value); what is not there is not answered, like a series
+    Prometheus does not have."""
+
+    fake: FakePrometheus
+    models: list[str]
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)  # checks whose part Prometheus refuses (HTTP 400)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def healthy(cls, fake: FakePrometheus, models: list[str]) -> StatusServer:
+        server = cls(fake, models)
+        for model in models:
+            for check, value in HEALTHY.items():
+                server.values[(model, check)] = (
+                    {f: value for f in FEATURES} if check in PER_FEATURE else value
+                )
+        return server
+
+    def install(self) -> None:
+        spec = spec_from_dict(spec_dict(self.models))
+        recorded = [
+            {"name": rule.record, "type": "recording", "query": rule.expr}
+            for group in rules.recording_rules(spec)
+            for rule in group.rules
+            if isinstance(rule, rules.RecordingRule)
+        ]
+        self.fake.answer("/api/v1/rules", {"status": "success", "data": {"groups": [{"rules": recorded}]}})
+        self.fake.routes[QUERY] = self.query
+        self.fake.routes["/api/v1/query_range"] = self.query_range
+        self.fake.routes["/api/v1/alerts"] = lambda _: Answer(
+            {"status": "success", "data": {"alerts": self.alerts}}
+        )
+
+    def samples(self, check: str, window: str) -> list[dict[str, Any]]:
+        out = []
+        for model in self.models:
+            value = self.values.get((model, check))
+            if value is None:
+                continue
+            labels = {CHECK_LABEL: check} | ({WINDOW_LABEL: window} if window else {})
+            if check in ("targets_up", "targets_total"):
+                labels["mlmon_model"] = model
+            else:
+                labels["model"] = model
+            if check == "served_version":
+                labels["version"] = "1"
+            if isinstance(value, dict):
+                out += [
+                    {"metric": labels | {"feature": f}, "value": [1700000000, v]} for f, v in value.items()
+                ]
+            else:
+                out.append({"metric": labels, "value": [1700000000, value]})
+        return out
+
+    def query(self, request: Request) -> Answer:
+        parts = tags(request.form["query"][0])
+        refused = [check for check, _ in parts if check in self.refused]
+        if refused:
+            error = f"parse error: unknown function in the part for {', '.join(refused)}"
+            return Answer({"status": "error", "errorType": "bad_data", "error": error}, 400)
+        return Answer(vector(*(s for check, window in parts for s in self.samples(check, window))))
+
+    def query_range(self, request: Request) -> Answer:
+        series = [
+            {
+                "metric": {"model": model, CHECK_LABEL: check},
+                "values": [[1700000000 + 120 * i, str(0.1 * i)] for i in range(30)],
+            }
+            for check, _ in tags(request.form["query"][0])
+            for model in self.models
+        ]
+        return Answer({"status": "success", "data": {"resultType": "matrix", "result": series}})
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.fake.requests]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus("")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real, empty MLflow sqlite store: MLflow answers, so a Prometheus fault is the only gap."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    MlflowClient(uri).search_registered_models(max_results=1)
+    return uri
+
+
+def status(
+    fake: FakePrometheus,
+    tmp_path: Path,
+    models: list[str],
+    *args: str,
+    mlflow_uri: str | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any], str, str]:
+    """Run `mlmon status --json` against the scripted server: (exit code, report, stdout, stderr)."""
+    spec = tmp_path / "mlmon.yaml"
+    spec.write_text(yaml.safe_dump(spec_dict(models)))
+    code, out, err = run_cli(
+        "status",
+        "--json",
+        "--spec",
+        str(spec),
+        "--prometheus-url",
+        fake.url,
+        "--mlflow-uri",
+        mlflow_uri or f"sqlite:///{tmp_path / 'missing.db'}",
+        "--timeout",
+        "1",
+        *args,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "Traceback" not in out + err
+    assert out, err
+    return code, json.loads(out), out, err
+
+
+def human_view(fake: FakePrometheus, tmp_path: Path) -> tuple[int, str, str]:
+    """Run `mlmon status` (the terminal view, which also asks for the sparklines) with the spec status()
+    wrote: (exit code, stdout, stderr)."""
+    code, out, err = run_cli(
+        "status",
+        "--spec",
+        str(tmp_path / "mlmon.yaml"),
+        "--prometheus-url",
+        fake.url,
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'missing.db'}",
+        "--timeout",
+        "1",
+        cwd=tmp_path,
+    )
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def model_of(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in report["models"] if m["name"] == name)
+
+
+def checks(model: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [c for c in model["checks"] if c["name"] == name]
+
+
+def check_of(model: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = checks(model, name)
+    return found
+
+
+# ------------------------------------------------------------------------------------------------------
+# The scripted server itself: a healthy answer gives OK everywhere, so the faults below are the only cause
+
+
+def test_a_healthy_answer_gives_ok_for_every_check(fake: FakePrometheus, tmp_path: Path) -> None:
+    StatusServer.healthy(fake, ["a", "b"]).install()
+    code, report, _, err = status(fake, tmp_path, ["a", "b"], "--check")
+    assert code == 0, err
+    assert report["prometheus"] == {"url": fake.url, "ok": True, "error": None, "hint": None}
+    for name in ("a", "b"):
+        model = model_of(report, name)
+        assert model["verdict"] == "OK"
+        prometheus_checks = [c for c in model["checks"] if c["name"] != "registry"]
+        assert {c["verdict"] for c in prometheus_checks} == {"OK"}, prometheus_checks
+        assert {c["feature"] for c in checks(model, "feature_psi")} == set(FEATURES)
+        assert check_of(model, "registry")["verdict"] == "NO DATA"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Server errors, timeouts, answers that are not Prometheus'
+
+
+def test_server_error_marks_prometheus_down_and_check_exits_1(
+    fake: FakePrometheus, tmp_path: Path, mlflow_store: str
+) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.install()
+    fake.answer(QUERY, "upstream connect error", 502, "text/plain")
+    code, report, _, err = status(fake, tmp_path, ["a"], mlflow_uri=mlflow_store)
+    assert code == 0, err
+    prometheus = report["prometheus"]
+    assert prometheus["ok"] is False
+    assert "HTTP 502" in prometheus["error"] and "upstream connect error" in prometheus["error"]
+    assert prometheus["hint"] == "the server or a proxy in front of it failed; see its logs"
+    assert "HTTP 502" in err  # the gap is also said on stderr
+    [model] = report["models"]
+    assert model["verdict"] == "NO DATA"
+    assert {c["name"]: c["detail"] for c in model["checks"] if c["name"] != "registry"} == {
+        "request_rate": "Prometheus unreachable",
+        "targets_up": "Prometheus unreachable",
+    }
+    # One request per question and no retry: the rules, then the query that failed.
+    assert server.paths() == ["/api/v1/rules", QUERY]
+
+    fake.requests.clear()
+    code, report, _, err = status(fake, tmp_path, ["a"], "--check", mlflow_uri=mlflow_store)
+    assert code == 1
+    assert "cannot check the models" in err and "HTTP 502" in err
+    assert server.paths() == ["/api/v1/rules", QUERY]
+
+
+def test_server_error_with_mlflow_also_missing_exits_1_with_both_reasons(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    StatusServer.healthy(fake, ["a"]).install()
+    fake.answer(QUERY, "Service Unavailable", 503, "text/plain")
+    code, report, _, err = status(fake, tmp_path, ["a"])
+    assert code == 1
+    assert "neither Prometheus nor MLflow answered" in err and "HTTP 503" in err
+    assert report["prometheus"]["ok"] is False and report["mlflow"]["ok"] is False
+    assert "no MLflow store at" in report["mlflow"]["error"]
+
+
+@pytest.mark.parametrize("slow_path", ["/api/v1/rules", QUERY])
+def test_a_server_that_does_not_answer_in_time_gives_a_clear_error_not_a_hang(
+    fake: FakePrometheus, tmp_path: Path, slow_path: str
+) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.install()
+    answered = threading.Event()
+    normal = fake.routes[slow_path]
+
+    def slow(request: Request) -> Answer:
+        answer = normal(request)
+        answer.delay = 3.0
+        # Set once the delay is over, whether or not the client is still there to read the answer.
+        threading.Timer(3.0, answered.set).start()
+        return answer
+
+    fake.routes[slow_path] = slow
+    code, report, _, err = status(fake, tmp_path, ["a"], "--timeout", "0.5")
+    # Status gave up before the server answered: the delay, not the answer, ended the wait.
+    assert not answered.is_set()
+    assert code == 1  # MLflow is missing too: nothing to show
+    assert report["prometheus"]["ok"] is False
+    assert report["prometheus"]["error"] == f"cannot reach Prometheus at {fake.url} (no answer within 0.5 s)"
+    assert "no answer within 0.5 s" in err
+    assert server.paths()[-1] == slow_path and server.paths().count(slow_path) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "shown"),
+    [
+        ("{not json", "application/json", "{not json"),
+        ("<html><body>Welcome to nginx!</body></html>", "text/html", "Welcome to nginx!"),
+        ({"status": "success", "data": {"resultType": "vector"}}, "application/json", "result is not a list"),
+        ({"result": []}, "application/json", '{"result": []}'),
+    ],
+)
+def test_an_answer_that_is_not_prometheus_says_so(
+    fake: FakePrometheus, tmp_path: Path, body: Any, content_type: str, shown: str
+) -> None:
+    StatusServer.healthy(fake, ["a"]).install()
+    fake.answer(QUERY, body, 200, content_type)
+    _, report, _, err = status(fake, tmp_path, ["a"])
+    error = report["prometheus"]["error"]
+    assert report["prometheus"]["ok"] is False
+    assert "is not a Prometheus API response" in err
+    assert error.startswith(
+        f"Prometheus at {fake.url} answered /api/v1/query with something that is not a Prometheus API response"
+    )
+    assert shown in error
+    assert "/api/v1/query" in report["prometheus"]["hint"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Values: NaN, infinity, nothing, some things
+
+
+def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a", "b"])
+    server.values[("a", "error_ratio")] = "NaN"  # 0/0: no requests in the rate window
+    server.values[("a", "feature_psi")] = {"income": "NaN", "age": "0.5", "region": "0.01"}
+    server.values[("a", "latency_p99")] = "+Inf"  # histogram_quantile beyond the last finite bucket
+    server.values[("a", "latency_p95")] = "+Inf"
+    server.values[("b", "prediction_psi")] = "NaN"
+    server.values[("b", "accuracy")] = "-Inf"
+    server.install()
+    code, report, out, err = status(fake, tmp_path, ["a", "b"])
+    assert code == 0, err  # MLflow is missing, but Prometheus answered
+    assert report["prometheus"]["ok"] is True, report["prometheus"]
+    assert "NaN" not in out and "Infinity" not in out  # JSON has neither: they are null
+
+    a = model_of(report, "a")
+    assert check_of(a, "error_ratio") | {"detail": ""} == {
+        "name": "error_ratio",
+        "feature": None,
+        "value": None,
+        "threshold": 0.05,
+        "verdict": "NO DATA",
+        "detail": "",
+    }
+    p99, p95 = check_of(a, "latency_p99"), check_of(a, "latency_p95")
+    assert (p99["value"], p99["verdict"], p99["threshold"]) == (None, "CRIT", 1.0)
+    assert (p95["value"], p95["verdict"], p95["threshold"]) == (None, "WARN", 0.5)
+    psi = checks(a, "feature_psi")
+    # The most drifted first; NaN (no data) last.
+    assert [(c["feature"], c["value"], c["verdict"]) for c in psi] == [
+        ("age", 0.5, "CRIT"),
+        ("region", 0.01, "OK"),
+        ("income", None, "NO DATA"),
+    ]
+    assert a["verdict"] == "CRIT"
+
+    b = model_of(report, "b")
+    assert (check_of(b, "prediction_psi")["value"], check_of(b, "prediction_psi")["verdict"]) == (
+        None,
+        "NO DATA",
+    )
+    # Accuracy of -Inf is below any floor: it is judged, not hidden.
+    assert (check_of(b, "accuracy")["value"], check_of(b, "accuracy")["verdict"]) == (None, "WARN")
+
+    # The human view prints the same values without crashing.
+    code, view, err = run_cli(
+        "status",
+        "--spec",
+        str(tmp_path / "mlmon.yaml"),
+        "--prometheus-url",
+        fake.url,
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'missing.db'}",
+        cwd=tmp_path,
+    )
+    assert code == 0 and "Traceback" not in view + err
+    assert re.search(r"latency_p99\s+inf\s+1\s+CRIT", view), view
+    assert re.search(r"feature_psi income\s+nan\s+0\.1\s+NO DATA", view), view
+
+
+def test_empty_results_give_no_data_for_every_model_and_check_passes(
+    fake: FakePrometheus, tmp_path: Path, mlflow_store: str
+) -> None:
+    server = StatusServer(fake, ["a", "b"])
+    server.install()
+    for args in ((), ("--check",), ("--check", "--strict")):
+        code, report, _, err = status(fake, tmp_path, ["a", "b"], *args, mlflow_uri=mlflow_store)
+        # --check fails on CRIT (and WARN with --strict): NO DATA is neither.
+        assert code == 0, (args, err)
+        assert report["prometheus"]["ok"] is True
+        assert [m["verdict"] for m in report["models"]] == ["NO DATA", "NO DATA"]
+        for model in report["models"]:
+            assert {c["verdict"] for c in model["checks"]} == {"NO DATA"}
+            assert check_of(model, "targets_up")["detail"] == "Prometheus scrapes no target for it"
+            assert check_of(model, "request_rate")["detail"] == "no requests"
+            assert [c["feature"] for c in checks(model, "feature_psi")] == list(FEATURES)
+            assert {c["detail"] for c in checks(model, "feature_psi")} == {"no observations in the window"}
+
+
+def test_partial_data_judges_what_was_answered_and_says_no_data_for_the_rest(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer(fake, ["a", "b", "c"])
+    # a: traffic checks only (no drift rules yet, no feedback); b: drift on one feature only, too few
+    # observations on another; c: nothing at all.
+    for check in ("targets_up", "targets_total", "request_rate", "error_ratio", "latency_p95"):
+        server.values[("a", check)] = HEALTHY[check]
+    server.values[("a", "error_ratio")] = "0.2"
+    for check in ("targets_up", "targets_total", "request_rate"):
+        server.values[("b", check)] = HEALTHY[check]
+    server.values[("b", "feature_psi")] = {"income": "0.15", "age": "0.9"}
+    server.values[("b", "feature_observations")] = {"income": "500", "age": "20"}
+    server.install()
+    code, report, _, err = status(fake, tmp_path, ["a", "b", "c"])
+    assert code == 0 and report["prometheus"]["ok"] is True, err
+
+    a = model_of(report, "a")
+    assert (check_of(a, "error_ratio")["value"], check_of(a, "error_ratio")["verdict"]) == (0.2, "CRIT")
+    assert check_of(a, "latency_p95")["verdict"] == "OK" and check_of(a, "request_rate")["verdict"] == "OK"
+    answered = {"targets_up", "request_rate", "error_ratio", "latency_p95"}
+    for c in a["checks"]:
+        if c["name"] not in answered:
+            assert (c["value"], c["verdict"]) == (None, "NO DATA"), c
+    assert a["verdict"] == "CRIT"
+
+    b = model_of(report, "b")
+    psi = {c["feature"]: c for c in checks(b, "feature_psi")}
+    assert (psi["income"]["value"], psi["income"]["verdict"]) == (0.15, "WARN")
+    # A high PSI over 20 observations is noise: NO DATA, and the detail says why.
+    assert (psi["age"]["value"], psi["age"]["verdict"]) == (0.9, "NO DATA")
+    assert psi["age"]["detail"] == "20 observations in the window, fewer than min_drift_samples (100)"
+    assert (psi["region"]["value"], psi["region"]["verdict"]) == (None, "NO DATA")
+    assert b["verdict"] == "WARN"
+
+    c = model_of(report, "c")
+    assert c["verdict"] == "NO DATA" and {ch["verdict"] for ch in c["checks"]} == {"NO DATA"}
+
+
+# ------------------------------------------------------------------------------------------------------
+# A refused joined query
+
+
+def test_a_refused_joined_query_is_asked_part_by_part_and_only_refused_parts_are_marked(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a", "b"])
+    server.refused = {"feature_psi", "latency_p99"}
+    server.install()
+    _, report, _, err = status(fake, tmp_path, ["a", "b"])
+    assert report["prometheus"]["ok"] is True, err
+
+    queries = [r.form["query"][0] for r in fake.requests if r.path == QUERY]
+    joined, parts = tags(queries[0]), [tags(q) for q in queries[1:]]
+    assert len(joined) > 10  # every check in one query first
+    # Then one request per part, each part alone, in the same order: nothing asked twice, nothing skipped.
+    assert all(len(p) == 1 for p in parts)
+    assert [p[0] for p in parts] == joined
+    assert server.paths() == ["/api/v1/rules"] + [QUERY] * (1 + len(joined)) + ["/api/v1/alerts"]
+
+    for name in ("a", "b"):
+        model = model_of(report, name)
+        for c in model["checks"]:
+            if c["name"] in server.refused:
+                assert (c["value"], c["verdict"]) == (None, "NO DATA"), c
+                assert c["detail"].startswith(
+                    f"Prometheus refused the query: Prometheus at {fake.url} could not run the query (bad_data: "
+                ), c
+            elif c["name"] != "registry":
+                assert c["verdict"] == "OK", c
+                assert "refused" not in c["detail"], c
+        assert len(checks(model, "feature_psi")) == len(FEATURES)
+        assert model["verdict"] == "OK"
+
+
+# ------------------------------------------------------------------------------------------------------
+# How many requests
+
+
+@pytest.mark.parametrize("count", [2, 30])
+def test_the_number_of_requests_does_not_grow_with_the_models(
+    fake: FakePrometheus, tmp_path: Path, count: int
+) -> None:
+    models = model_names(count)
+    server = StatusServer.healthy(fake, models)
+    server.install()
+    _, report, _, err = status(fake, tmp_path, models)
+    assert report["prometheus"]["ok"] is True, err
+    assert [m["verdict"] for m in report["models"]] == ["OK"] * count
+    # JSON has no sparklines, so no range query.
+    assert server.paths() == ["/api/v1/rules", QUERY, "/api/v1/alerts"]
+    # The joined query asks for all models at once: no model's name is in it.
+    [joined] = [r.form["query"][0] for r in fake.requests if r.path == QUERY]
+    assert not any(name in joined for name in models)
+    fake.requests.clear()
+    code, _, err = human_view(fake, tmp_path)
+    assert code == 0, err
+    assert server.paths() == ["/api/v1/rules", QUERY, "/api/v1/alerts", "/api/v1/query_range"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Credentials
+
+
+def test_basic_auth_reaches_the_server_and_the_password_is_never_shown(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.install()
+    header = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    env = {"MLMON_PROMETHEUS_USERNAME": "alice", "MLMON_PROMETHEUS_PASSWORD": PASSWORD}
+    code, report, out, err = status(fake, tmp_path, ["a"], env=env)
+    assert report["prometheus"]["ok"] is True, err
+    assert len(fake.requests) == 3  # rules, the joined query, alerts
+    assert {r.headers.get("Authorization") for r in fake.requests} == {header}
+
+    # A proxy that fails and echoes the request, credentials included, into its error page.
+    fake.requests.clear()
+    fake.routes[QUERY] = lambda request: Answer(
+        f"bad gateway for {request.headers['Authorization']} (password {PASSWORD})", 502, "text/plain"
+    )
+    for args in ((), ("--check",)):
+        code, report, out, err = status(fake, tmp_path, ["a"], *args, env=env)
+        assert code == 1
+        assert "HTTP 502" in report["prometheus"]["error"] and "***" in report["prometheus"]["error"]
+        secret_header = header.split(" ", 1)[1]
+        for text in (out, err):
+            assert PASSWORD not in text and secret_header not in text
+    # The human view, too.
+    code, view, err = run_cli(
+        "status",
+        "--spec",
+        str(tmp_path / "mlmon.yaml"),
+        "--prometheus-url",
+        fake.url,
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'missing.db'}",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert code == 1 and "HTTP 502" in err
+    assert PASSWORD not in view + err and header.split(" ", 1)[1] not in view + err
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sparklines are a nicety
+
+
+def test_a_failing_range_query_costs_only_the_sparklines(fake: FakePrometheus, tmp_path: Path) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.values[("a", "error_ratio")] = "0.5"
+    server.install()
+    status(fake, tmp_path, ["a"])  # writes the spec
+    fake.requests.clear()
+    fake.answer("/api/v1/query_range", "query timed out in expression evaluation", 503, "text/plain")
+    code, out, err = human_view(fake, tmp_path)
+    assert code == 0, err
+    assert "/api/v1/query_range" in server.paths()
+    assert "Prometheus http" in out and "UNREACHABLE" not in out
+    assert re.search(r"^a +CRIT", out, re.MULTILINE), out
+    assert re.search(r"^error_ratio +0\.5 +0\.05 +CRIT", out, re.MULTILINE), out
