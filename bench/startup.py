@@ -6,11 +6,17 @@ rich CLI pays before doing anything). `mlflow --help` is there for scale when th
 
     python bench/startup.py            # prints a Markdown table for the README
     python bench/startup.py --runs 50
+    python bench/startup.py --instructions   # one run each under valgrind: instructions, not seconds
+
+Wall time on a shared virtual machine moves by a factor of two or three from hour to hour. Instructions
+executed (valgrind's callgrind counts them) do not, so ``--instructions`` compares each command with the floor
+in a way that holds whatever else the machine is doing.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,9 +39,34 @@ def measure_all(cases: list[tuple[str, list[str]]], runs: int, cwd: Path) -> dic
     return times
 
 
+def count_instructions(cases: list[tuple[str, list[str]]], cwd: Path) -> dict[str, int]:
+    """Instructions each case executes, counted by valgrind's callgrind (after one warm-up run)."""
+    counts = {}
+    for label, args in cases:
+        subprocess.run(args, cwd=cwd, capture_output=True, check=True)
+        with tempfile.TemporaryDirectory() as out:
+            # Children too (the first-run case goes through sh and rm): every process's count is summed.
+            valgrind = [
+                "valgrind",
+                "--tool=callgrind",
+                "--trace-children=yes",
+                f"--callgrind-out-file={out}/cg.%p",
+            ]
+            result = subprocess.run(
+                [*valgrind, *args],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        counts[label] = sum(int(n) for n in re.findall(r"Collected : (\d+)", result.stderr))
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--instructions", action="store_true", help="count instructions with valgrind")
     options = parser.parse_args()
     mlmon = shutil.which("mlmon") or str(Path(sys.executable).with_name("mlmon"))
     cases = [
@@ -55,6 +86,16 @@ def main() -> None:
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     if Path(mlflow).exists():
         cases.append(("mlflow --help", [mlflow, "--help"]))
+    if options.instructions:
+        cases = [case for case in cases if case[0] != "mlflow --help"]  # minutes under valgrind
+        with tempfile.TemporaryDirectory() as folder:
+            counts = count_instructions(cases, Path(folder))
+        floor = counts["python -c 'import typer, rich.console'"]
+        print("| command | million instructions | x typer+rich floor |")
+        print("|---|---:|---:|")
+        for label, count in counts.items():
+            print(f"| `{label}` | {count / 1e6:.0f} | {count / floor:.2f} |")
+        return
     with tempfile.TemporaryDirectory() as folder:
         times = measure_all(cases, options.runs, Path(folder))
     print(f"| command ({options.runs} runs each, interleaved) | median ms | fastest ms |")

@@ -204,6 +204,22 @@ def write_atomic(path: Path, content: str) -> None:
         raise
 
 
+def _write_all(writes: list[tuple[Path, str]]) -> None:
+    """write_atomic each file, several at a time: each waits on its own fsync, and the filesystem's journal
+    commits concurrent ones together, so a first `mlmon init` does not wait for a dozen commits in a row.
+    Every write is attempted; the first failure is raised after the rest are done."""
+    if len(writes) < 2:
+        for path, content in writes:
+            write_atomic(path, content)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(writes))) as pool:
+        futures = [pool.submit(write_atomic, path, content) for path, content in writes]
+    for future in futures:
+        future.result()
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     written: list[str]
@@ -217,23 +233,25 @@ def apply_plan(plan: Plan, force: bool = False, fingerprint: str | None = None) 
     ``fingerprint`` (from :func:`inputs_fingerprint`) is recorded for each file now as rendered, so that the
     next run with the same inputs can skip rendering."""
     written, copies = [], []
+    writes: list[tuple[Path, str]] = []
     files, inputs = dict(plan.manifest.files), dict(plan.manifest.inputs)
     for change in plan.changes:
         target = safe_target(plan.root, change.path)
         if change.action == "conflict" and not force:
-            copy = safe_target(plan.root, change.path + CONFLICT_SUFFIX)
-            write_atomic(copy, change.content)
+            writes.append((safe_target(plan.root, change.path + CONFLICT_SUFFIX), change.content))
             copies.append(change.path + CONFLICT_SUFFIX)
             inputs.pop(change.path, None)
             continue
         if change.action != "identical":
-            write_atomic(target, change.content)
+            writes.append((target, change.content))
             written.append(change.path)
         files[change.path] = sha256(change.content)
         if fingerprint is None:
             inputs.pop(change.path, None)
         else:
             inputs[change.path] = fingerprint
+    _write_all(writes)
+    # The manifest last: it records only what is on disk.
     manifest_doc = {
         "generator": f"mlmon {__version__}",
         "files": dict(sorted(files.items())),

@@ -240,6 +240,9 @@ def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry
             }
         )
         return
+    if output.plain_stdout():
+        _show_plan_plain(changes, spec_change, plan.root, diff=diff, dry_run=dry_run)
+        return
     console = output.stdout()
     for change in changes:
         path = change.path if change is spec_change else str(plan.root / change.path)
@@ -260,3 +263,23 @@ def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry
             console.print(escape(change.diff()), end="")
     if dry_run:
         output.info("[dim]dry run: nothing written[/]")
+
+
+def _show_plan_plain(changes: list[Any], spec_change: Any, root: Path, *, diff: bool, dry_run: bool) -> None:
+    """The same lines as show_plan, without colour: a script or a pipe reads them."""
+    from mlmon.plan import CONFLICT_SUFFIX
+
+    lines = []
+    for change in changes:
+        path = change.path if change is spec_change else str(root / change.path)
+        note = ""
+        if change.action == "conflict":
+            verb = "would write" if dry_run else "new version in"
+            note = f"  (edited since mlmon wrote it; {verb} {path + CONFLICT_SUFFIX})"
+        lines.append(f"{change.action:>9}  {path}{note}\n")
+        if diff and change.action != "identical":
+            lines.append(change.diff())
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+    if dry_run:
+        print("dry run: nothing written", file=sys.stderr)

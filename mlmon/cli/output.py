@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -41,6 +42,12 @@ def stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def plain_stdout() -> bool:
+    """stdout is not a terminal (a pipe, a file, a script) and nothing asks for colour: plain text needs no
+    rich, whose import costs about as much as a scripted `mlmon init` re-run."""
+    return not sys.stdout.isatty() and not os.environ.get("FORCE_COLOR")
 
 
 def escape(text: object) -> str:
