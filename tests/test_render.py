@@ -334,3 +334,17 @@ def test_a_plan_applied_without_fingerprint_never_takes_the_shortcut(
 ) -> None:
     apply_plan(plan_outputs(minimal_spec, tmp_path))
     assert unchanged_plan(tmp_path, inputs_fingerprint(b"", None), ALL_OUTPUTS) is None
+
+
+def test_self_scrape_jobs_follow_the_urls_scheme_and_path_prefix() -> None:
+    spec = spec_from_dict(
+        {
+            "prometheus": {"url": "https://prom.example.org:9443/prometheus/"},
+            "alertmanager": {"url": "http://127.0.0.1:9093"},
+            "models": [{"name": "m", "targets": ["127.0.0.1:8000"]}],
+        }
+    )
+    jobs = {j["job_name"]: j for j in yaml.safe_load(render_outputs(spec)[PROMETHEUS_CONFIG])["scrape_configs"]}
+    assert (jobs["prometheus"]["scheme"], jobs["prometheus"]["metrics_path"]) == ("https", "/prometheus/metrics")
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["prom.example.org:9443"]
+    assert (jobs["alertmanager"]["scheme"], jobs["alertmanager"]["metrics_path"]) == ("http", "/metrics")
