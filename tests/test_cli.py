@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mlmon.cli import app
 from mlmon.render import ALERT_RULES, ALERTMANAGER_CONFIG, ALL_OUTPUTS, CONFLICT_SUFFIX
+from mlmon.spec import load_spec
 from tests.conftest import run_cli
 
 runner = CliRunner()
@@ -224,3 +225,53 @@ def test_every_command_is_documented_in_the_readme(command: str) -> None:
     assert f"mlmon {command}" in readme
     code = runner.invoke(app, [command, "--help"], env=ENV).exit_code
     assert code == 0
+
+
+def test_init_asks_on_a_terminal_and_writes_the_answers(tmp_path: Path) -> None:
+    """On a real terminal (a pty), init asks for what the flags did not say and writes the answers."""
+    import os
+    import pty
+    import select
+    import time
+
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlmon", "init", "--model", "fraud"],
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    os.close(child_fd)
+    answers = [
+        ("Project name", "payments"),
+        ("host:port", "127.0.0.1:9100, 127.0.0.1:9101"),
+        ("Features", "amount, country:categorical"),
+    ]
+    seen = ""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(main_fd, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    break
+            if answers and answers[0][0] in seen:
+                os.write(main_fd, (answers.pop(0)[1] + "\n").encode())
+        assert process.wait(timeout=30) == 0, seen
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(main_fd)
+    assert not answers, seen
+    assert "Model name" not in seen  # --model answered it
+    spec = load_spec(tmp_path / "mlmon.yaml")
+    assert spec.project == "payments"
+    model = spec.models[0]
+    assert model.name == "fraud"
+    assert model.targets == ("127.0.0.1:9100", "127.0.0.1:9101")
+    assert [(f.name, f.type) for f in model.features] == [("amount", "numerical"), ("country", "categorical")]
+    assert (tmp_path / "monitoring" / "prometheus" / "prometheus.yml").exists()
