@@ -344,7 +344,12 @@ def test_self_scrape_jobs_follow_the_urls_scheme_and_path_prefix() -> None:
             "models": [{"name": "m", "targets": ["127.0.0.1:8000"]}],
         }
     )
-    jobs = {j["job_name"]: j for j in yaml.safe_load(render_outputs(spec)[PROMETHEUS_CONFIG])["scrape_configs"]}
-    assert (jobs["prometheus"]["scheme"], jobs["prometheus"]["metrics_path"]) == ("https", "/prometheus/metrics")
+    jobs = {
+        j["job_name"]: j for j in yaml.safe_load(render_outputs(spec)[PROMETHEUS_CONFIG])["scrape_configs"]
+    }
+    assert (jobs["prometheus"]["scheme"], jobs["prometheus"]["metrics_path"]) == (
+        "https",
+        "/prometheus/metrics",
+    )
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["prom.example.org:9443"]
     assert (jobs["alertmanager"]["scheme"], jobs["alertmanager"]["metrics_path"]) == ("http", "/metrics")
