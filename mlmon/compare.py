@@ -8,11 +8,13 @@ it is tested and reused without a server::
 
     source = MlflowRunSource.connect("http://mlflow:5000")
     records = source.select(Selection(model="credit-risk", aliases=("champion", "challenger")))
-    comparison = compare(records, history=source.metric_history)
+    comparison = compare(records, history=source.metric_histories)
 
-:class:`MlflowRunSource` is the thin adapter over MLflow's client: it imports mlflow only when it connects,
-with the short timeouts of :func:`mlmon.drift.mlflow_profile.mlflow_client`, and turns MLflow's errors into
-:class:`~mlmon.errors.BackendError` messages that name the run, model, version or alias asked for.
+:class:`MlflowRunSource` reads the records. For a tracking server (``http(s)://``) it speaks MLflow's REST API
+itself (:mod:`mlmon.mlflow_rest`), because importing MLflow's client costs more than the whole command may;
+for local stores (``sqlite:///mlflow.db``, a folder) it goes through MLflow's client, imported only then. Both
+readers turn the same data into the same records, and errors into :class:`~mlmon.errors.BackendError`
+messages that name the run, model, version or alias asked for.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlmon.errors import BackendError, MlmonError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
+
+    from mlmon.mlflow_rest import MlflowRestClient
 
 Section = Literal["params", "metrics", "tags"]
 Direction = Literal["min", "max"]
@@ -43,10 +47,17 @@ SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 16
 # One page of MLflow's run search holds this many runs; a larger experiment is read page by page.
 SEARCH_PAGE_SIZE = 1000
+# MLflow's bulk history endpoint takes at most 100 runs and returns at most 2,500 points per run (evenly
+# sampled past that, first and last step kept).
+HISTORY_RUNS_PER_REQUEST = 100
+HISTORY_POINTS = 2500
+# History requests run this many at a time: one per shown metric adds up on a remote server.
+HISTORY_CONCURRENCY = 4
 
 Value = str | float
 
-HistoryReader = Callable[[str, str], Sequence[float]]
+# {metric: run ids that have it} -> {(run id, metric): points, oldest first}
+HistoryReader = Callable[[Mapping[str, Sequence[str]]], Mapping[tuple[str, str], Sequence[float]]]
 
 
 class CompareError(MlmonError):
@@ -173,14 +184,43 @@ class Comparison:
 # The comparison itself
 
 
-def metric_direction(name: str, overrides: Mapping[str, Direction] | None = None) -> tuple[Direction, str]:
-    """Whether lower or higher is better for a metric, and the rule that said so (for the legend).
+@dataclass(frozen=True)
+class DirectionRules:
+    """Which way is better for each metric: ``--direction`` flags first, then the spec, then the name.
 
-    An explicit override wins (from ``--direction`` or, later, the spec); else a name with one of
-    :data:`LOWER_IS_BETTER_WORDS` as a word (``val_loss``, ``rmse``, ``p95-latency``) is lower-is-better.
+    ``spec`` is ``mlflow.metrics`` of mlmon.yaml (``{val_auc: max, latency_p95: min}``); ``spec_source`` names
+    that file in the legend.
     """
-    if overrides and name in overrides:
-        return overrides[name], "set"
+
+    flags: Mapping[str, Direction] = field(default_factory=dict)
+    spec: Mapping[str, Direction] = field(default_factory=dict)
+    spec_source: str = "mlmon.yaml"
+
+    def direction(self, name: str) -> tuple[Direction, str]:
+        """The direction and the rule that chose it: "flag", "spec", "name" or "default"."""
+        if name in self.flags:
+            return self.flags[name], "flag"
+        if name in self.spec:
+            return self.spec[name], "spec"
+        return metric_direction(name)
+
+    def reason(self, rule: str) -> str:
+        """The legend's words for a rule."""
+        return {
+            "flag": "set with --direction",
+            "spec": f"set in {self.spec_source} under mlflow.metrics",
+            "name": f"its name has one of: {', '.join(LOWER_IS_BETTER_WORDS)}",
+            "default": "the default for other names",
+        }.get(rule, rule)
+
+
+def metric_direction(name: str) -> tuple[Direction, str]:
+    """Whether lower or higher is better for a metric, judged by its name, and the rule ("name", "default").
+
+    A name with one of :data:`LOWER_IS_BETTER_WORDS` as a word (``val_loss``, ``rmse``, ``p95-latency``), or a
+    word ending in "loss", is lower-is-better; any other is higher-is-better. :class:`DirectionRules` puts
+    explicit settings in front of this.
+    """
     words = [word for word in re.split(r"[^a-z0-9]+", name.lower()) if word]
     if any(word in LOWER_IS_BETTER_WORDS or word.endswith("loss") for word in words):
         return "min", "name"
@@ -194,7 +234,7 @@ def compare(
     show_all: bool = False,
     metrics: Sequence[str] = (),
     params: Sequence[str] = (),
-    directions: Mapping[str, Direction] | None = None,
+    directions: DirectionRules | None = None,
     history: HistoryReader | None = None,
     system_tags: bool = False,
 ) -> Comparison:
@@ -203,28 +243,63 @@ def compare(
     By default only the rows whose values differ are kept (``show_all`` keeps every row). ``metrics`` and
     ``params`` are glob patterns that keep matching rows; a pattern starting with ``!`` drops them instead.
     ``baseline`` names the reference column (see :meth:`RunRecord.matches`); numbers get a delta against it.
-    ``history(run_id, metric)`` is called for each shown metric of each run, to draw sparklines; pass None to
-    skip that (it costs one request per run and metric). Tags MLflow sets itself (``mlflow.*``) are left out
-    unless ``system_tags`` or ``show_all``.
+    ``history`` is called once, with the runs of each shown metric, to draw sparklines; pass None to skip
+    it (it costs requests). Tags MLflow sets itself (``mlflow.*``) are left out unless ``system_tags`` or
+    ``show_all``.
     """
     if not records:
         raise CompareError("no runs to compare", "name run ids, or use --experiment or --model")
     records = _unique(records)
+    rules = directions or DirectionRules()
     base = _baseline_index(records, baseline)
     rows: list[Row] = []
     hidden = 0
     for section in SECTIONS:
-        for name in sorted({name for record in records for name in _values(record, section)}):
+        maps = [_values(record, section) for record in records]
+        for name in sorted({name for values in maps for name in values}):
             if not _keep(section, name, metrics, params, system_tags or show_all):
                 continue
-            values = [_values(record, section).get(name) for record in records]
+            values = [found.get(name) for found in maps]
             differs = len({_identity(value) for value in values}) > 1
             if not differs and not show_all and len(records) > 1:
                 hidden += 1
                 continue
-            rows.append(_row(section, name, values, base, differs, directions, records, history))
+            rows.append(_row(section, name, values, base, differs, rules))
+    if history is not None:
+        rows = _with_history(rows, records, history)
     columns = tuple(_column(record, index == base) for index, record in enumerate(records))
-    return Comparison(columns, tuple(rows), base, hidden, _legend(rows, columns[base]))
+    return Comparison(columns, tuple(rows), base, hidden, _legend(rows, columns[base], rules))
+
+
+def _with_history(rows: list[Row], records: Sequence[RunRecord], history: HistoryReader) -> list[Row]:
+    """The rows with each shown metric's history in its cells, read in one call for all of them."""
+    wanted: dict[str, list[str]] = {}
+    for row in rows:
+        if row.section == "metrics":
+            run_ids = [
+                record.run_id
+                for record, cell in zip(records, row.cells, strict=True)
+                if record.run_id and cell.value is not None
+            ]
+            if run_ids:
+                wanted[row.name] = list(dict.fromkeys(run_ids))
+    if not wanted:
+        return rows
+    points = history(wanted)
+    return [
+        row
+        if row.section != "metrics"
+        else replace(
+            row,
+            cells=tuple(
+                replace(cell, history=tuple(points.get((record.run_id, row.name), ())))
+                if record.run_id and cell.value is not None
+                else cell
+                for record, cell in zip(records, row.cells, strict=True)
+            ),
+        )
+        for row in rows
+    ]
 
 
 def _unique(records: Sequence[RunRecord]) -> list[RunRecord]:
@@ -285,9 +360,7 @@ def _row(
     values: list[Value | None],
     base: int,
     differs: bool,
-    directions: Mapping[str, Direction] | None,
-    records: Sequence[RunRecord],
-    history: HistoryReader | None,
+    rules: DirectionRules,
 ) -> Row:
     numbers = [as_number(value) for value in values]
     reference = numbers[base]
@@ -295,18 +368,14 @@ def _row(
     rule: str | None = None
     best: set[int] = set()
     if section == "metrics":
-        direction, rule = metric_direction(name, directions)
+        direction, rule = rules.direction(name)
         best = _best(numbers, direction) if differs else set()
     cells = []
     for index, (value, number) in enumerate(zip(values, numbers, strict=True)):
         delta = percent = None
         if index != base and number is not None and reference is not None and section != "tags":
             delta, percent = _delta(number, reference)
-        points: tuple[float, ...] = ()
-        run_id = records[index].run_id
-        if section == "metrics" and history is not None and value is not None and run_id:
-            points = tuple(history(run_id, name))
-        cells.append(Cell(value, delta, percent, index in best, points))
+        cells.append(Cell(value, delta, percent, index in best))
     return Row(section, name, tuple(cells), differs, direction, rule)
 
 
@@ -370,25 +439,18 @@ def _datetime(milliseconds: int | None) -> datetime | None:
     return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc)
 
 
-def _legend(rows: Iterable[Row], baseline: Column) -> tuple[str, ...]:
+def _legend(rows: Iterable[Row], baseline: Column, rules: DirectionRules) -> tuple[str, ...]:
     metrics = [row for row in rows if row.section == "metrics"]
     lines = [f"Δ: difference from the baseline {baseline.label}, absolute and in percent"]
     if not metrics:
         return tuple(lines)
     lines.append("★ best value of each metric")
-    by_rule: dict[tuple[str | None, str | None], list[str]] = {}
+    by_rule: dict[tuple[str, str], list[str]] = {}
     for row in metrics:
-        by_rule.setdefault((row.direction, row.direction_rule), []).append(row.name)
-    reasons = {
-        "name": f"its name has one of: {', '.join(LOWER_IS_BETTER_WORDS)}",
-        "default": "the default for other names",
-        "set": "set with --direction",
-    }
-    for (direction, rule), names in sorted(
-        by_rule.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
-    ):
+        by_rule.setdefault((str(row.direction), str(row.direction_rule)), []).append(row.name)
+    for (direction, rule), names in sorted(by_rule.items()):
         better = "↓ lower is better" if direction == "min" else "↑ higher is better"
-        lines.append(f"{better} ({reasons.get(rule or '', rule)}): {', '.join(names)}")
+        lines.append(f"{better} ({rules.reason(rule)}): {', '.join(names)}")
     return tuple(lines)
 
 
@@ -471,7 +533,7 @@ def sparkline(points: Sequence[float], width: int = SPARK_WIDTH) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------
-# The MLflow adapter
+# Reading MLflow
 
 
 @dataclass(frozen=True)
@@ -492,26 +554,78 @@ class Selection:
     aliases: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the registry holds about one model version (its run's data is read separately)."""
+
+    run_id: str | None
+    status: str | None
+    stage: str | None
+    tags: Mapping[str, str]
+    creation_timestamp: int | None
+
+
+class MlflowReader(Protocol):
+    """The few reads a comparison needs. :class:`ClientReader` and :class:`RestReader` implement them."""
+
+    tracking_uri: str
+
+    def run(self, run_id: str) -> RunRecord: ...
+
+    def experiment_id(self, name: str) -> str | None: ...
+
+    def search_runs(
+        self,
+        experiment_id: str,
+        experiment_name: str,
+        filter_string: str,
+        max_results: int,
+        order_by: Sequence[str],
+        page_token: str | None,
+    ) -> tuple[list[RunRecord], str | None]: ...
+
+    def model_aliases(self, name: str) -> dict[str, str]: ...
+
+    def model_version(self, name: str, version: str) -> VersionInfo: ...
+
+    def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]: ...
+
+
+RUN_HINT = "check the id (`mlflow runs list --experiment-id ID`) and --mlflow-uri"
+EXPERIMENT_HINT = "check the name (`mlflow experiments search`) and --mlflow-uri"
+
+
 class MlflowRunSource:
-    """Reads runs, registered model versions and metric histories through an ``MlflowClient``.
+    """Selects runs and model versions through a :class:`MlflowReader`, whichever MLflow it talks to.
 
     ``search_pages`` counts the run-search requests made, so a benchmark can check that a large experiment
     is read in one page rather than hundreds of requests.
     """
 
-    def __init__(self, client: MlflowClient) -> None:
-        self.client = client
+    def __init__(self, reader: MlflowReader) -> None:
+        self.reader = reader
         self.search_pages = 0
 
     @classmethod
-    def connect(cls, tracking_uri: str | None = None) -> MlflowRunSource:
-        from mlmon.drift.mlflow_profile import mlflow_client
+    def connect(cls, tracking_uri: str, registry_uri: str | None = None) -> MlflowRunSource:
+        """A source over MLflow's REST API for a tracking server, over MLflow's client for anything else.
 
-        return cls(mlflow_client(tracking_uri))
+        ``registry_uri`` defaults to MLFLOW_REGISTRY_URI, then to the tracking URI, as in MLflow.
+        """
+        import os
+
+        from mlmon.mlflow_rest import MlflowRestClient, rest_supported
+
+        registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None
+        if rest_supported(tracking_uri) and (registry_uri is None or rest_supported(registry_uri)):
+            tracking = MlflowRestClient(tracking_uri)
+            registry = MlflowRestClient(registry_uri) if registry_uri not in (None, tracking_uri) else None
+            return cls(RestReader(tracking, registry))
+        return cls(ClientReader.connect(tracking_uri, registry_uri))
 
     @property
     def tracking_uri(self) -> str:
-        return str(self.client.tracking_uri)
+        return self.reader.tracking_uri
 
     def select(self, selection: Selection) -> list[RunRecord]:
         if selection.model is not None:
@@ -520,44 +634,25 @@ class MlflowRunSource:
             return self.experiment_runs(
                 selection.experiment, selection.filter, selection.sort_by, selection.top
             )
-        return [self.run(run_id) for run_id in selection.run_ids]
-
-    def run(self, run_id: str) -> RunRecord:
-        from mlmon.drift.mlflow_profile import mlflow_errors
-
-        hint = "check the id (`mlflow runs list --experiment-id ID`) and --mlflow-uri"
-        with mlflow_errors(f"run {run_id!r}", self.tracking_uri, hint):
-            return _run_record(self.client.get_run(run_id))
+        return [self.reader.run(run_id) for run_id in selection.run_ids]
 
     def experiment_runs(
         self, name: str, filter_string: str = "", sort_by: Sequence[str] = (), top: int | None = None
     ) -> list[RunRecord]:
-        from mlmon.drift.mlflow_profile import mlflow_errors
-
-        with mlflow_errors(f"experiment {name!r}", self.tracking_uri):
-            experiment = self.client.get_experiment_by_name(name)
-        if experiment is None:
+        experiment_id = self.reader.experiment_id(name)
+        if experiment_id is None:
             raise BackendError(
-                f"experiment {name!r} not found in MLflow at {_where(self.tracking_uri)}",
-                "check the name (`mlflow experiments search`) and --mlflow-uri",
+                f"experiment {name!r} not found in MLflow at {_where(self.tracking_uri)}", EXPERIMENT_HINT
             )
         records: list[RunRecord] = []
         token: str | None = None
-        with mlflow_errors(f"the runs of experiment {name!r}", self.tracking_uri, "check --filter"):
-            while True:
-                wanted = SEARCH_PAGE_SIZE if top is None else min(SEARCH_PAGE_SIZE, top - len(records))
-                page = self.client.search_runs(
-                    [experiment.experiment_id],
-                    filter_string=filter_string,
-                    max_results=wanted,
-                    order_by=list(sort_by) or None,
-                    page_token=token,
-                )
-                self.search_pages += 1
-                records.extend(_run_record(run) for run in page)
-                token = page.token
-                if not token or (top is not None and len(records) >= top):
-                    return records
+        while True:
+            wanted = SEARCH_PAGE_SIZE if top is None else min(SEARCH_PAGE_SIZE, top - len(records))
+            page, token = self.reader.search_runs(experiment_id, name, filter_string, wanted, sort_by, token)
+            self.search_pages += 1
+            records.extend(page)
+            if not token or (top is not None and len(records) >= top):
+                return records
 
     def model_versions(
         self, name: str, versions: Sequence[str] = (), aliases: Sequence[str] = ()
@@ -565,12 +660,9 @@ class MlflowRunSource:
         """Versions with their source run's params and metrics and their own tags, aliases and stage.
 
         Aliases come from the registered model: MLflow's model-version search leaves them out on SQL stores.
+        Version numbers stay strings, as MLflow's REST API has them.
         """
-        from mlmon.drift.mlflow_profile import mlflow_errors
-
-        with mlflow_errors(f"registered model {name!r}", self.tracking_uri):
-            registered = self.client.get_registered_model(name)
-        by_alias = {str(alias): str(version) for alias, version in dict(registered.aliases or {}).items()}
+        by_alias = self.reader.model_aliases(name)
         aliases_of: dict[str, list[str]] = {}
         for alias, version in sorted(by_alias.items()):
             aliases_of.setdefault(version, []).append(alias)
@@ -591,38 +683,236 @@ class MlflowRunSource:
             wanted = sorted(set(by_alias.values()), key=lambda version: (len(version), version))
         records = []
         for number in dict.fromkeys(wanted):
-            with mlflow_errors(f"version {number} of registered model {name!r}", self.tracking_uri):
-                found = self.client.get_model_version(name, number)
-            run = self.run(found.run_id) if found.run_id else None
-            stage = found.current_stage if found.current_stage not in (None, "", "None") else None
+            found = self.reader.model_version(name, number)
+            run = self.reader.run(found.run_id) if found.run_id else None
             records.append(
                 RunRecord(
                     key=f"{name}/{number}",
                     name=run.name if run else f"{name} v{number}",
-                    run_id=found.run_id or None,
+                    run_id=found.run_id,
                     experiment_id=run.experiment_id if run else None,
-                    status=run.status if run else str(found.status),
+                    status=run.status if run else found.status,
                     start_time_ms=run.start_time_ms if run else found.creation_timestamp,
                     end_time_ms=run.end_time_ms if run else None,
                     params=run.params if run else {},
                     metrics=run.metrics if run else {},
-                    tags={str(k): str(v) for k, v in dict(found.tags or {}).items()},
+                    tags=found.tags,
                     model=name,
-                    version=str(number),
-                    aliases=tuple(aliases_of.get(str(number), ())),
-                    stage=stage,
+                    version=number,
+                    aliases=tuple(aliases_of.get(number, ())),
+                    stage=found.stage,
                 )
             )
         return records
 
-    def metric_history(self, run_id: str, key: str) -> list[float]:
+    def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
+        """The history of each metric in each of its runs, oldest first: a :data:`HistoryReader`."""
+        return self.reader.metric_histories(wanted)
+
+
+class ClientReader:
+    """Reads through an ``MlflowClient``: local stores (sqlite, a folder), and servers that need MLflow's
+    own auth plugins. mlflow is imported when the reader connects."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+        self.tracking_uri = str(client.tracking_uri)
+
+    @classmethod
+    def connect(cls, tracking_uri: str | None = None, registry_uri: str | None = None) -> ClientReader:
+        from mlmon.drift.mlflow_profile import mlflow_client
+
+        client = mlflow_client(tracking_uri)
+        if registry_uri:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri, registry_uri)
+        return cls(client)
+
+    def run(self, run_id: str) -> RunRecord:
         from mlmon.drift.mlflow_profile import mlflow_errors
 
-        with mlflow_errors(f"the history of metric {key!r} in run {run_id!r}", self.tracking_uri):
-            points = self.client.get_metric_history(run_id, key)
-        return [
-            _from_store(float(point.value)) for point in sorted(points, key=lambda p: (p.step, p.timestamp))
+        with mlflow_errors(f"run {run_id!r}", self.tracking_uri, RUN_HINT):
+            return _run_record(self.client.get_run(run_id))
+
+    def experiment_id(self, name: str) -> str | None:
+        from mlmon.drift.mlflow_profile import mlflow_errors
+
+        with mlflow_errors(f"experiment {name!r}", self.tracking_uri):
+            experiment = self.client.get_experiment_by_name(name)
+        return None if experiment is None else str(experiment.experiment_id)
+
+    def search_runs(
+        self,
+        experiment_id: str,
+        experiment_name: str,
+        filter_string: str,
+        max_results: int,
+        order_by: Sequence[str],
+        page_token: str | None,
+    ) -> tuple[list[RunRecord], str | None]:
+        from mlmon.drift.mlflow_profile import mlflow_errors
+
+        what = f"the runs of experiment {experiment_name!r}"
+        with mlflow_errors(what, self.tracking_uri, "check --filter"):
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=filter_string,
+                max_results=max_results,
+                order_by=list(order_by) or None,
+                page_token=page_token,
+            )
+        return [_run_record(run) for run in page], page.token or None
+
+    def model_aliases(self, name: str) -> dict[str, str]:
+        from mlmon.drift.mlflow_profile import mlflow_errors
+
+        with mlflow_errors(f"registered model {name!r}", self.tracking_uri):
+            registered = self.client.get_registered_model(name)
+        return {str(alias): str(version) for alias, version in dict(registered.aliases or {}).items()}
+
+    def model_version(self, name: str, version: str) -> VersionInfo:
+        from mlmon.drift.mlflow_profile import mlflow_errors
+
+        with mlflow_errors(f"version {version} of registered model {name!r}", self.tracking_uri):
+            found = self.client.get_model_version(name, version)
+        return VersionInfo(
+            run_id=found.run_id or None,
+            status=str(found.status) if found.status else None,
+            stage=_stage(found.current_stage),
+            tags={str(key): str(value) for key, value in dict(found.tags or {}).items()},
+            creation_timestamp=found.creation_timestamp,
+        )
+
+    def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
+        from mlmon.drift.mlflow_profile import mlflow_errors
+
+        found: dict[tuple[str, str], list[float]] = {}
+        for key, run_ids in wanted.items():
+            for run_id in run_ids:
+                with mlflow_errors(f"the history of metric {key!r} in run {run_id!r}", self.tracking_uri):
+                    points = self.client.get_metric_history(run_id, key)
+                found[run_id, key] = _history((point.step, point.timestamp, point.value) for point in points)
+        return found
+
+
+class RestReader:
+    """Reads a tracking server through MLflow's REST API (:mod:`mlmon.mlflow_rest`), without importing mlflow.
+
+    Histories come from ``metrics/get-history-bulk-interval`` (one request per shown metric and 100 runs,
+    at most :data:`HISTORY_POINTS` points per run); a server without that endpoint (MLflow before 2.9) is
+    asked per run with ``metrics/get-history``.
+    """
+
+    def __init__(self, tracking: MlflowRestClient, registry: MlflowRestClient | None = None) -> None:
+        self.tracking = tracking
+        self.registry = registry or tracking
+        self.tracking_uri = tracking.tracking_uri
+
+    @property
+    def requests_made(self) -> int:
+        return self.tracking.requests_made + (
+            self.registry.requests_made if self.registry is not self.tracking else 0
+        )
+
+    def run(self, run_id: str) -> RunRecord:
+        answer = self.tracking.get(
+            "runs/get", {"run_id": run_id}, what=f"run {run_id!r}", missing_hint=RUN_HINT
+        )
+        return _run_record_from_json(answer.get("run", {}))
+
+    def experiment_id(self, name: str) -> str | None:
+        from mlmon.mlflow_rest import MlflowNotFound
+
+        try:
+            answer = self.tracking.get(
+                "experiments/get-by-name", {"experiment_name": name}, what=f"experiment {name!r}"
+            )
+        except MlflowNotFound:
+            return None
+        return str(answer["experiment"]["experiment_id"])
+
+    def search_runs(
+        self,
+        experiment_id: str,
+        experiment_name: str,
+        filter_string: str,
+        max_results: int,
+        order_by: Sequence[str],
+        page_token: str | None,
+    ) -> tuple[list[RunRecord], str | None]:
+        body: dict[str, Any] = {"experiment_ids": [experiment_id], "max_results": max_results}
+        if filter_string:
+            body["filter"] = filter_string
+        if order_by:
+            body["order_by"] = list(order_by)
+        if page_token:
+            body["page_token"] = page_token
+        what = f"the runs of experiment {experiment_name!r}"
+        answer = self.tracking.post("runs/search", body, what=what, missing_hint="check --filter")
+        runs = [_run_record_from_json(run) for run in answer.get("runs", [])]
+        return runs, answer.get("next_page_token") or None
+
+    def model_aliases(self, name: str) -> dict[str, str]:
+        answer = self.registry.get("registered-models/get", {"name": name}, what=f"registered model {name!r}")
+        aliases = answer.get("registered_model", {}).get("aliases", [])
+        return {str(item["alias"]): str(item["version"]) for item in aliases}
+
+    def model_version(self, name: str, version: str) -> VersionInfo:
+        what = f"version {version} of registered model {name!r}"
+        answer = self.registry.get("model-versions/get", {"name": name, "version": version}, what=what)
+        found = answer.get("model_version", {})
+        created = found.get("creation_timestamp")
+        return VersionInfo(
+            run_id=found.get("run_id") or None,
+            status=found.get("status") or None,
+            stage=_stage(found.get("current_stage")),
+            tags=_pairs(found.get("tags")),
+            creation_timestamp=int(created) if created is not None else None,
+        )
+
+    def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
+        tasks = [
+            (key, tuple(run_ids[start : start + HISTORY_RUNS_PER_REQUEST]))
+            for key, run_ids in wanted.items()
+            for start in range(0, len(run_ids), HISTORY_RUNS_PER_REQUEST)
         ]
+        found: dict[tuple[str, str], list[float]] = {}
+        if len(tasks) == 1:
+            found.update(self._bulk_history(*tasks[0]))
+            return found
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(HISTORY_CONCURRENCY) as pool:
+            for part in pool.map(lambda task: self._bulk_history(*task), tasks):
+                found.update(part)
+        return found
+
+    def _bulk_history(self, key: str, run_ids: tuple[str, ...]) -> dict[tuple[str, str], list[float]]:
+        from mlmon.mlflow_rest import EndpointMissing
+
+        what = f"the history of metric {key!r}"
+        params = {"run_ids": run_ids, "metric_key": key, "max_results": str(HISTORY_POINTS)}
+        try:
+            answer = self.tracking.get("metrics/get-history-bulk-interval", params, what=what)
+        except EndpointMissing:
+            return {(run_id, key): self._history(run_id, key) for run_id in run_ids}
+        points: dict[str, list[tuple[int, int, Any]]] = {run_id: [] for run_id in run_ids}
+        for point in answer.get("metrics", []):
+            points.setdefault(point["run_id"], []).append(_point(point))
+        return {(run_id, key): _history(found) for run_id, found in points.items()}
+
+    def _history(self, run_id: str, key: str) -> list[float]:
+        what = f"the history of metric {key!r} in run {run_id!r}"
+        params = {"run_id": run_id, "metric_key": key}
+        points: list[tuple[int, int, Any]] = []
+        while True:
+            answer = self.tracking.get("metrics/get-history", params, what=what)
+            points.extend(_point(point) for point in answer.get("metrics", []))
+            token = answer.get("next_page_token")
+            if not token:
+                return _history(points)
+            params = {**params, "page_token": token}
 
 
 def _where(tracking_uri: str) -> str:
@@ -636,17 +926,63 @@ def _from_store(value: float) -> float:
     return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
 
 
+def _stage(stage: object) -> str | None:
+    """A legacy registry stage, or None when the version has none (MLflow says "None")."""
+    return None if stage in (None, "", "None") else str(stage)
+
+
+def _history(points: Iterable[tuple[int, int, Any]]) -> list[float]:
+    """(step, timestamp, value) triples as values in the order they were logged."""
+    return [_from_store(float(value)) for _, _, value in sorted(points, key=lambda point: point[:2])]
+
+
+def _point(point: Mapping[str, Any]) -> tuple[int, int, Any]:
+    return int(point.get("step", 0)), int(point.get("timestamp", 0)), point.get("value", math.nan)
+
+
+def _pairs(items: object) -> dict[str, str]:
+    """MLflow's JSON lists of ``{"key": ..., "value": ...}`` as a dict; a repeated key keeps its last value."""
+    if not isinstance(items, list):
+        return {}
+    return {str(item["key"]): str(item.get("value", "")) for item in items}
+
+
 def _run_record(run: Run) -> RunRecord:
     info, data = run.info, run.data
     return RunRecord(
         key=info.run_id,
         name=info.run_name or info.run_id,
         run_id=info.run_id,
-        experiment_id=info.experiment_id,
+        experiment_id=str(info.experiment_id),
         status=info.status,
         start_time_ms=info.start_time,
         end_time_ms=info.end_time,
         params=dict(data.params),
         metrics={key: _from_store(float(value)) for key, value in data.metrics.items()},
         tags=dict(data.tags),
+    )
+
+
+def _run_record_from_json(run: Mapping[str, Any]) -> RunRecord:
+    """A run as MLflow's REST API has it: the same record :func:`_run_record` makes from the client's Run.
+
+    Values that JSON cannot hold come as strings ("NaN", "Infinity"), which float() reads.
+    """
+    info, data = run.get("info", {}), run.get("data", {})
+    run_id = str(info.get("run_id") or info.get("run_uuid"))
+    start, end = info.get("start_time"), info.get("end_time")
+    return RunRecord(
+        key=run_id,
+        name=info.get("run_name") or run_id,
+        run_id=run_id,
+        experiment_id=str(info.get("experiment_id")),
+        status=info.get("status"),
+        start_time_ms=int(start) if start is not None else None,
+        end_time_ms=int(end) if end is not None else None,
+        params=_pairs(data.get("params")),
+        metrics={
+            str(metric["key"]): _from_store(float(metric.get("value", math.nan)))
+            for metric in data.get("metrics", [])
+        },
+        tags=_pairs(data.get("tags")),
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import http.server
 import importlib.util
 import json
 import math
@@ -10,25 +13,34 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
 from typer.testing import CliRunner
 
 from mlmon.cli import app
+from mlmon.cli.compare_runs import comparison_json
 from mlmon.compare import (
+    ClientReader,
     CompareError,
+    DirectionRules,
+    MlflowRunSource,
+    RestReader,
     RunRecord,
+    Selection,
     compare,
     format_number,
     metric_direction,
     sparkline,
 )
+from mlmon.mlflow_rest import EndpointMissing
 from tests.conftest import REQUIRE_TOOLS
 from tests.servers import free_port, poll
 
@@ -66,8 +78,22 @@ def test_metric_direction_from_the_name(name: str, expected: tuple[str, str]) ->
     assert metric_direction(name) == expected
 
 
-def test_metric_direction_override_wins() -> None:
-    assert metric_direction("val_loss", {"val_loss": "max"}) == ("max", "set")
+def test_direction_rules_flags_then_spec_then_name() -> None:
+    rules = DirectionRules(flags={"val_loss": "max"}, spec={"val_loss": "min", "score": "min"})
+    assert rules.direction("val_loss") == ("max", "flag")
+    assert rules.direction("score") == ("min", "spec")
+    assert rules.direction("rmse") == ("min", "name")
+    assert rules.direction("auc") == ("max", "default")
+    records = [
+        record("a", metrics={"score": 1.0, "auc": 0.5}),
+        record("b", metrics={"score": 2.0, "auc": 0.6}),
+    ]
+    comparison = compare(records, directions=DirectionRules(spec={"score": "min"}, spec_source="team.yaml"))
+    assert [cell.best for cell in comparison.section("metrics")[1].cells] == [True, False]
+    assert comparison.legend[2:] == (
+        "↑ higher is better (the default for other names): auc",
+        "↓ lower is better (set in team.yaml under mlflow.metrics): score",
+    )
 
 
 def test_only_differing_rows_with_deltas_and_best_marks() -> None:
@@ -138,17 +164,28 @@ def test_glob_filters_keep_and_drop() -> None:
     assert [row.name for row in dropped.rows] == ["val_acc"]
 
 
-def test_history_is_read_for_shown_metrics_only() -> None:
-    asked: list[tuple[str, str]] = []
+def test_history_is_read_once_for_the_shown_metrics_only() -> None:
+    asked: list[dict[str, list[str]]] = []
 
-    def history(run_id: str, key: str) -> list[float]:
-        asked.append((run_id, key))
-        return [3.0, 2.0, 1.0]
+    def history(wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
+        asked.append({key: list(run_ids) for key, run_ids in wanted.items()})
+        return {
+            (run_id, key): [3.0, 2.0, float(len(run_id))]
+            for key, run_ids in wanted.items()
+            for run_id in run_ids
+        }
 
-    records = [record("a", metrics={"m": 1.0, "same": 1.0}), record("b", metrics={"m": 2.0, "same": 1.0})]
+    records = [
+        record("a", metrics={"m": 1.0, "same": 1.0}),
+        record("bb", metrics={"m": 2.0, "same": 1.0, "only_b": 1.0}),
+    ]
     comparison = compare(records, history=history)
-    assert asked == [("a", "m"), ("b", "m")]
+    assert asked == [
+        {"m": ["a", "bb"], "only_b": ["bb"]}
+    ]  # one call; never for a hidden row or a missing value
     assert comparison.rows[0].cells[0].history == (3.0, 2.0, 1.0)
+    assert comparison.rows[0].cells[1].history == (3.0, 2.0, 2.0)
+    assert comparison.rows[1].cells[0].history == ()
 
 
 def test_sparkline_and_number_formats() -> None:
@@ -390,7 +427,9 @@ def test_model_versions_and_aliases(store: Store) -> None:
     assert data["baseline"] == "churn-model/1"
     code, stdout, err = run("--model", "churn-model", "--versions", "3", "1", "--mlflow-uri", store.uri)
     assert code == 0, err
-    assert "stage: Staging" in stdout and "v3 (baseline)" in stdout and "v1 @champion" in stdout
+    assert "v3 (baseline)" in stdout and "v1 @champion" in stdout
+    lines = stdout.splitlines()
+    assert lines[1].split() == ["run", "odd", "base"] and lines[2].split() == ["stage", "Staging", "-"]
     code, stdout, err = run(
         "--model",
         "churn-model",
@@ -446,6 +485,66 @@ def test_direction_flag_flips_the_best_mark(store: Store) -> None:
     assert code == 2 and "'rmse=lower' is not NAME=min or NAME=max" in err
 
 
+def write_spec(folder: Path, store_uri: str, metrics: str) -> Path:
+    spec = folder / "mlmon.yaml"
+    spec.write_text(
+        "version: 1\n"
+        f"mlflow:\n  tracking_uri: {store_uri}\n  metrics: {metrics}\n"
+        "models:\n  - name: churn\n    targets: [127.0.0.1:8000]\n",
+        encoding="utf-8",
+    )
+    return spec
+
+
+def test_spec_directions_and_tracking_uri(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_spec(tmp_path, store.uri, "{rmse: max, r2: min}")
+    code, stdout, err = run(store.base, store.better, "--spec", str(spec), "-f", "json")
+    assert code == 0, err
+    data = json.loads(stdout)
+    rmse, r2 = (next(row for row in data["metrics"] if row["name"] == name) for name in ("rmse", "r2"))
+    assert (rmse["direction"], rmse["direction_rule"], rmse["values"][store.base]["best"]) == (
+        "max",
+        "spec",
+        True,
+    )
+    assert r2["values"][store.base]["best"] is True
+    assert data["legend"][2:] == [
+        f"↑ higher is better (set in {spec} under mlflow.metrics): rmse",
+        f"↓ lower is better (set in {spec} under mlflow.metrics): r2",
+    ]
+    # --direction still wins over the spec.
+    code, stdout, err = run(
+        store.base, store.better, "--spec", str(spec), "-f", "json", "--direction", "rmse=min"
+    )
+    rmse = next(row for row in json.loads(stdout)["metrics"] if row["name"] == "rmse")
+    assert (rmse["direction"], rmse["direction_rule"]) == ("min", "flag")
+    assert "↓ lower is better (set with --direction): rmse" in json.loads(stdout)["legend"]
+    # Without --spec, ./mlmon.yaml is read when there is one, and gives the tracking URI too.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLMON_SPEC", raising=False)
+    code, stdout, err = run(store.base, store.better, "-f", "json")
+    assert code == 0, err
+    assert "set in mlmon.yaml under mlflow.metrics" in json.loads(stdout)["legend"][-1]
+
+
+def test_spec_is_optional_unless_named(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no mlmon.yaml here
+    monkeypatch.delenv("MLMON_SPEC", raising=False)
+    code, stdout, err = run(store.base, store.better, "--mlflow-uri", store.uri, "-f", "json")
+    assert code == 0, err
+    assert json.loads(stdout)["legend"][-1].startswith("↓ lower is better (its name has one of")
+    code, _, err = run(store.base, "--mlflow-uri", store.uri, "--spec", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "missing.yaml not found" in err
+    (tmp_path / "mlmon.yaml").write_text(
+        "version: 1\nmlflow:\n  metrics: {rmse: sideways}\n", encoding="utf-8"
+    )
+    code, _, err = run(store.base, "--mlflow-uri", store.uri)
+    assert code == 1 and err.startswith("error: mlmon.yaml:") and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -470,6 +569,89 @@ def test_unreachable_server_fails_fast_with_a_hint() -> None:
     assert code == 1 and stdout == ""
     assert err.startswith(f"error: MLflow at {uri} failed on run 'abc123'")
     assert "hint: check --mlflow-uri / MLFLOW_TRACKING_URI and that the server is up" in err
+
+
+class FakeMlflow(http.server.BaseHTTPRequestHandler):
+    """Answers like an MLflow server for one run, and records the headers it was sent."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+    answers: ClassVar[dict[str, tuple[int, bytes]]] = {}
+
+    def do_GET(self) -> None:
+        FakeMlflow.seen.append(dict(self.headers))
+        status, body = FakeMlflow.answers.get(self.path.split("?")[0], (404, b"<html>not here</html>"))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_mlflow() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeMlflow)
+    FakeMlflow.seen.clear()
+    FakeMlflow.answers.clear()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def one_run(run_id: str) -> bytes:
+    info = {
+        "run_id": run_id,
+        "run_name": run_id,
+        "experiment_id": "0",
+        "status": "FINISHED",
+        "start_time": T0,
+    }
+    data = {
+        "metrics": [{"key": "loss", "value": "NaN", "timestamp": T0, "step": 0}],
+        "params": [],
+        "tags": [],
+    }
+    return json.dumps({"run": {"info": info, "data": data}}).encode()
+
+
+def test_rest_reader_credentials_and_odd_answers(fake_mlflow: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (200, one_run("r1"))
+    # An MLflow older than 2.9 has no bulk history endpoint: histories are read run by run.
+    points = [
+        {"key": "loss", "value": value, "timestamp": T0, "step": step} for step, value in enumerate([1, 0.5])
+    ]
+    FakeMlflow.answers["/api/2.0/mlflow/metrics/get-history"] = (
+        200,
+        json.dumps({"metrics": points}).encode(),
+    )
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")
+    code, stdout, err = run("r1", "--mlflow-uri", f"http://{fake_mlflow}", "-f", "json")
+    assert code == 0, err
+    assert json.loads(stdout)["metrics"][0]["values"]["r1"] == {
+        "value": "NaN", "delta": None, "delta_percent": None, "best": False, "history": [1.0, 0.5],
+    }  # fmt: skip
+    assert all(headers["Authorization"] == "Bearer t0ken" for headers in FakeMlflow.seen)
+    # Credentials in the URL go into a Basic header, as MLflow's client sends them, and never into messages.
+    code, _, err = run("r1", "--mlflow-uri", f"http://me:S3cret@{fake_mlflow}", "-f", "json")
+    assert code == 0, err
+    assert FakeMlflow.seen[-1]["Authorization"] == "Basic " + base64.b64encode(b"me:S3cret").decode()
+    FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (401, b"Unauthorized")
+    code, _, err = run("r1", "--mlflow-uri", f"http://me:S3cret@{fake_mlflow}")
+    assert code == 1 and "S3cret" not in err
+    assert err.startswith(f"error: MLflow at http://me:***@{fake_mlflow} refused run 'r1': HTTP 401")
+    assert "MLFLOW_TRACKING_TOKEN" in err
+    FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (200, b"<html>a login page</html>")
+    code, _, err = run("r1", "--mlflow-uri", f"http://{fake_mlflow}")
+    assert code == 1 and "is this an MLflow tracking server?" in err
+    code, _, err = run("--experiment", "x", "--mlflow-uri", f"http://{fake_mlflow}/")
+    assert code == 1 and "HTTP 404 for" in err and "is this an MLflow tracking server?" in err
 
 
 def test_password_in_the_uri_is_masked() -> None:
@@ -515,6 +697,7 @@ class ServerProcess:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    store_uri: str  # the server's own sqlite store, which MLflow's client can open directly
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -542,7 +725,7 @@ def mlflow_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             args, stdout=sink, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
         )
     try:
-        yield ServerProcess(f"http://127.0.0.1:{port}", process, log)
+        yield ServerProcess(f"http://127.0.0.1:{port}", process, log, f"sqlite:///{root / 'mlflow.db'}")
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # its own group: the uvicorn worker goes too
         try:
@@ -559,8 +742,18 @@ def _has_server() -> bool:
     )
 
 
-@pytest.fixture
-def mlflow_server(mlflow_server_process: ServerProcess | None) -> str:
+@dataclass(frozen=True)
+class ServerStore:
+    url: str
+    store_uri: str
+    runs: Store
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    mlflow_server_process: ServerProcess | None, tmp_path_factory: pytest.TempPathFactory
+) -> ServerStore:
+    """The running server, filled once through its REST API with the same data as the sqlite tests use."""
     if mlflow_server_process is None:
         message = "`mlflow server` needs the full mlflow package (pip install mlflow)"
         if REQUIRE_TOOLS:
@@ -568,13 +761,14 @@ def mlflow_server(mlflow_server_process: ServerProcess | None) -> str:
         pytest.skip(message)
     url, log = mlflow_server_process.url, mlflow_server_process.log
     poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 60, "mlflow server", log)
-    return url
+    runs = fill_store(url, tmp_path_factory.mktemp("server-artifacts"))
+    return ServerStore(url, mlflow_server_process.store_uri, runs)
 
 
 @pytest.mark.slow
-def test_against_a_real_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
-    store = fill_store(mlflow_server, tmp_path)
-    code, stdout, err = run("--model", "churn-model", "--mlflow-uri", mlflow_server, "-f", "json")
+def test_against_a_real_tracking_server(mlflow_server: ServerStore) -> None:
+    url, store = mlflow_server.url, mlflow_server.runs
+    code, stdout, err = run("--model", "churn-model", "--mlflow-uri", url, "-f", "json")
     assert code == 0, err
     data = json.loads(stdout)
     assert [(c["version"], c["aliases"]) for c in data["columns"]] == [
@@ -584,8 +778,75 @@ def test_against_a_real_tracking_server(mlflow_server: str, tmp_path: Path) -> N
     rmse = next(row for row in data["metrics"] if row["name"] == "rmse")
     assert rmse["values"]["churn-model/2"]["best"] is True
     assert rmse["values"]["churn-model/1"]["history"] == [0.9, 0.7, 0.5]
-    code, stdout, err = run(store.base, store.better, "--mlflow-uri", mlflow_server, "-f", "markdown")
+    code, stdout, err = run(store.base, store.better, "--mlflow-uri", url, "-f", "markdown")
     assert code == 0, err
     assert "| rmse ↓ | 0.5 `█▄▁` | **0.4** ★ (-0.1 (-20.0%)) `█▃▁` |" in stdout
-    code, _, err = run(store.base, "nope-run", "--mlflow-uri", mlflow_server)
-    assert code == 1 and err.startswith(f"error: run 'nope-run' not found in MLflow at {mlflow_server}")
+    code, _, err = run(store.base, "nope-run", "--mlflow-uri", url)
+    assert code == 1 and err.startswith(f"error: run 'nope-run' not found in MLflow at {url}")
+    code, _, err = run("--model", "churn-model", "--versions", "1", "42", "--mlflow-uri", url)
+    assert code == 1 and err.startswith(
+        "error: version 42 of registered model 'churn-model' not found in MLflow"
+    )
+    code, _, err = run("--model", "churn-model", "--aliases", "shadow", "--mlflow-uri", url)
+    assert code == 1 and "hint: the model's aliases: challenger, champion" in err
+    code, _, err = run("--experiment", "nope", "--mlflow-uri", url)
+    assert code == 1 and err.startswith(f"error: experiment 'nope' not found in MLflow at {url}")
+    code, _, err = run("--experiment", "churn", "--filter", "params.lr ~ 1", "--mlflow-uri", url)
+    assert code == 1 and err.startswith(f"error: MLflow at {url} failed on the runs of experiment 'churn'")
+    code, stdout, err = run(store.base, store.odd, store.other_experiment, "--mlflow-uri", url, "--all")
+    assert code == 0, err
+    r2_line = next(line for line in stdout.splitlines() if line.strip().startswith("r2"))
+    assert r2_line.split() == ["r2", "↑", "0.8", "inf", "+inf", "-"]
+
+
+SELECTIONS = {
+    "runs": lambda runs: Selection(run_ids=(runs.base, runs.odd, runs.other_experiment, runs.better)),
+    "experiment": lambda runs: Selection(
+        experiment="churn", filter="params.depth = '6'", sort_by=("metrics.rmse",)
+    ),
+    "top": lambda runs: Selection(experiment="churn", sort_by=("attributes.start_time DESC",), top=2),
+    "aliased versions": lambda runs: Selection(model="churn-model"),
+    "versions": lambda runs: Selection(model="churn-model", versions=("3", "1", "2")),
+    "aliases": lambda runs: Selection(model="churn-model", aliases=("challenger", "@champion")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("selection", list(SELECTIONS))
+def test_rest_and_mlflow_client_give_the_same_comparison(mlflow_server: ServerStore, selection: str) -> None:
+    """The REST reader on the server and MLflow's client on the server's own sqlite file: the same data."""
+    wanted = SELECTIONS[selection](mlflow_server.runs)
+    rest = MlflowRunSource.connect(mlflow_server.url)
+    local = MlflowRunSource.connect(mlflow_server.store_uri)
+    assert isinstance(rest.reader, RestReader) and isinstance(local.reader, ClientReader)
+    results = []
+    for source in (rest, local):
+        records = source.select(wanted)
+        comparison = compare(records, show_all=True, history=source.metric_histories)
+        results.append((records_json(records), comparison_json(comparison)))
+    assert results[0] == results[1]
+    assert results[0][1]["columns"]  # something was compared
+
+
+def records_json(records: Sequence[RunRecord]) -> str:
+    """Records as comparable text: NaN is not equal to itself, its JSON spelling is."""
+    return json.dumps([dataclasses.asdict(record) for record in records], sort_keys=True)
+
+
+@pytest.mark.slow
+def test_requests_one_search_page_and_one_history_request_per_metric(mlflow_server: ServerStore) -> None:
+    runs = mlflow_server.runs
+    source = MlflowRunSource.connect(mlflow_server.url)
+    assert isinstance(source.reader, RestReader)
+    records = source.experiment_runs("churn")
+    assert (len(records), source.search_pages, source.reader.requests_made) == (3, 1, 2)  # by name, search
+    comparison = compare(records, metrics=["rmse", "r2"], history=source.metric_histories)
+    assert source.reader.requests_made == 4  # one bulk history request per shown metric, all runs in it
+    rmse = next(row for row in comparison.rows if row.name == "rmse")
+    by_run = {record.run_id: cell.history for record, cell in zip(records, rmse.cells, strict=True)}
+    assert by_run[runs.base] == (0.9, 0.7, 0.5) and by_run[runs.better] == (0.8, 0.5, 0.4)
+    assert math.isnan(by_run[runs.odd][0])
+    # An MLflow without the bulk endpoint is read run by run, with the same result.
+    assert source.reader._history(runs.better, "rmse") == [0.8, 0.5, 0.4]
+    with pytest.raises(EndpointMissing):
+        source.reader.tracking.get("metrics/no-such-endpoint", {}, what="nothing")

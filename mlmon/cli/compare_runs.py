@@ -1,7 +1,7 @@
 """`mlmon compare-runs`: MLflow runs or registered model versions side by side, with deltas and best values.
 
 The command parses options, reads the records through :class:`mlmon.compare.MlflowRunSource`, calls
-:func:`mlmon.compare.compare` and renders the result as a rich table, JSON, CSV or Markdown.
+:func:`mlmon.compare.compare` and renders the result as a table, JSON, CSV or Markdown.
 """
 
 from __future__ import annotations
@@ -10,17 +10,25 @@ import csv
 import io
 import math
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from mlmon.cli import output
-from mlmon.cli.output import escape, handles_errors
+from mlmon.cli.output import handles_errors
 
 if TYPE_CHECKING:
-    from mlmon.compare import Cell, Column, Comparison, Direction, Row, Selection
+    from rich.console import Console
+
+    from mlmon.compare import Cell, Column, Comparison, Direction, MlflowRunSource, Row, RunRecord, Selection
+    from mlmon.spec import Spec
 
 Format = Literal["table", "json", "csv", "markdown"]
+# mlmon.spec's defaults, repeated so that a run without a spec does not import the spec module (and PyYAML).
+DEFAULT_SPEC_FILE = "mlmon.yaml"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @handles_errors
@@ -78,7 +86,7 @@ def compare_runs_command(
         typer.Option(
             "--direction",
             metavar="NAME=min|max",
-            help="Whether lower (min) or higher (max) is better for a metric (repeatable).",
+            help="Whether lower (min) or higher (max) is better for a metric, over the spec (repeatable).",
         ),
     ] = None,
     precision: Annotated[
@@ -96,48 +104,76 @@ def compare_runs_command(
         bool | None,
         typer.Option(
             "--sparklines/--no-sparklines",
-            help="Draw each metric's history (one request per run and metric). Default: up to 6 runs.",
+            help="Read each shown metric's history, for sparklines and JSON (one request per metric and "
+            "100 runs on a server). Default: up to 6 runs, not with --transpose.",
             show_default=False,
         ),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
     mlflow_uri: Annotated[
-        str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")
-    ] = "sqlite:///mlflow.db",
+        str | None,
+        typer.Option(
+            envvar="MLFLOW_TRACKING_URI",
+            help=f"MLflow tracking URI. Default: the spec's mlflow.tracking_uri, else {DEFAULT_TRACKING_URI}.",
+            show_default=False,
+        ),
+    ] = None,
+    spec_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            "-s",
+            envvar="MLMON_SPEC",
+            help="The spec, for its metric directions (mlflow.metrics) and tracking URI. Default: mlmon.yaml "
+            "when it exists.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare MLflow runs or registered model versions: params, metrics and tags side by side.
 
     Only the rows that differ are shown (--all for every row). Numbers get their difference from the
-    baseline; the best value of each metric is marked, lower-is-better for names with loss, error, rmse,
-    mae, mse, logloss or latency and higher-is-better otherwise (--direction overrides).
+    baseline; the best value of each metric is marked: lower-is-better or higher-is-better as --direction
+    or the spec's mlflow.metrics say, else lower for names with loss, error, rmse, mae, mse, logloss or
+    latency and higher for the others.
     """
-    from mlmon.compare import TRANSPOSE_AFTER, MlflowRunSource, compare
+    from mlmon.compare import TRANSPOSE_AFTER, CompareError, DirectionRules, MlflowRunSource, compare
 
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
-    source = MlflowRunSource.connect(mlflow_uri)
-    records = source.select(selection)
-    from mlmon.compare import CompareError
-
+    flags = _directions(direction or [])
+    spec = _load_spec(spec_path)
+    tracking_uri = mlflow_uri or (spec.mlflow.tracking_uri if spec else DEFAULT_TRACKING_URI)
+    # The spec's registry belongs with the spec's tracking server, not with one named on the command line.
+    registry_uri = spec.mlflow.registry_uri if spec and not mlflow_uri else None
+    source = MlflowRunSource.connect(tracking_uri, registry_uri)
+    records = _select_while_importing(source, selection, fmt)
     if not records:
         raise CompareError("no runs match", "check --filter and the experiment name")
-    many = len(records) > TRANSPOSE_AFTER
+    transposed = len(records) > TRANSPOSE_AFTER if transpose is None else transpose
+    # Histories cost requests: read them only where they are shown (sparklines beside runs as columns,
+    # "history" in JSON), and by default only for the few runs that are not transposed.
+    shows_history = fmt == "json" or (fmt in ("table", "markdown") and not transposed)
+    read_history = sparklines if sparklines is not None else shows_history and len(records) <= TRANSPOSE_AFTER
+    rules = DirectionRules(
+        flags, dict(spec.mlflow.metrics) if spec else {}, spec.source if spec else "mlmon.yaml"
+    )
     comparison = compare(
         records,
         baseline=baseline,
         show_all=show_all,
         metrics=metrics or (),
         params=params or (),
-        directions=_directions(direction or []),
-        history=source.metric_history if (sparklines if sparklines is not None else not many) else None,
+        directions=rules,
+        history=source.metric_histories if read_history else None,
     )
     if fmt == "json":
         output.print_json(comparison_json(comparison))
     elif fmt == "csv":
         sys.stdout.write(comparison_csv(comparison))
     elif fmt == "markdown":
-        sys.stdout.write(comparison_markdown(comparison, precision, many if transpose is None else transpose))
+        sys.stdout.write(comparison_markdown(comparison, precision, transposed))
     else:
-        _print_table(comparison, precision, many if transpose is None else transpose)
+        print_table(comparison, precision, transposed)
     if len(comparison.columns) == 1:
         output.info(
             "[dim]hint:[/] only one run to compare: name more run ids, or use --experiment or --model"
@@ -147,6 +183,40 @@ def compare_runs_command(
         output.info(
             f"{hidden} {'row is' if hidden == 1 else 'rows are'} the same in every run (--all shows them)"
         )
+
+
+def _select_while_importing(source: MlflowRunSource, selection: Selection, fmt: Format) -> list[RunRecord]:
+    """Read the records on a worker thread while this one imports the table renderer.
+
+    A tracking server spends most of the command's time answering the run search, and the worker only waits
+    on its socket meanwhile; importing rich (about a tenth of a second) then costs no time at all. A local
+    store keeps the process busy itself (and imports mlflow, best done on the main thread): read it here.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlmon.compare import RestReader
+
+    if fmt != "table" or not isinstance(source.reader, RestReader):
+        return source.select(selection)
+    with ThreadPoolExecutor(1) as pool:
+        found = pool.submit(source.select, selection)
+        import rich.cells
+        import rich.console
+        import rich.segment
+        import rich.style  # noqa: F401
+
+        return found.result()
+
+
+def _load_spec(path: Path | None) -> Spec | None:
+    """The spec named by --spec (which must exist), else ./mlmon.yaml when there is one, else none."""
+    if path is None:
+        path = Path(DEFAULT_SPEC_FILE)
+        if not path.is_file():
+            return None
+    from mlmon.spec import load_spec
+
+    return load_spec(path)
 
 
 def _selection(
@@ -202,7 +272,7 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _directions(flags: list[str]) -> dict[str, Direction]:
-    """NAME=min|max pairs. The spec has no per-metric direction key yet; these flags stand in for it."""
+    """NAME=min|max pairs; they override the spec's mlflow.metrics and the rule by name."""
     found: dict[str, Direction] = {}
     for flag in flags:
         name, _, value = flag.rpartition("=")
@@ -265,6 +335,7 @@ def _row_json(row: Row, keys: list[str]) -> dict[str, Any]:
     data: dict[str, Any] = {"name": row.name, "differs": row.differs}
     if row.direction:
         data["direction"] = row.direction
+        data["direction_rule"] = row.direction_rule
     data["values"] = {key: _cell_json(cell) for key, cell in zip(keys, row.cells, strict=True)}
     return data
 
@@ -311,25 +382,38 @@ def comparison_csv(comparison: Comparison) -> str:
 # ------------------------------------------------------------------------------------------------------
 # Human formats
 
+# A styled piece of text (text, rich style) and a table cell made of pieces, all on one line.
+Piece = tuple[str, str]
+GridCell = tuple[Piece, ...]
+# Line breaks and tabs in a value would break the table's alignment.
+_ONE_LINE = str.maketrans({"\n": "⏎", "\r": "", "\t": " "})
 
-def _cell_text(row: Row, cell: Cell, precision: int) -> tuple[str, str, str]:
-    """(value, delta, sparkline) as plain text, for the table and Markdown alike."""
-    from mlmon.compare import format_delta, format_value, sparkline
 
-    return format_value(cell.value, precision), format_delta(cell, precision), sparkline(cell.history)
+def _one_line(text: str) -> str:
+    # translate() is slow next to a membership test, and nearly every value is on one line already.
+    return text.translate(_ONE_LINE) if "\n" in text or "\r" in text or "\t" in text else text
 
 
-def _header_lines(column: Column, comparison: Comparison) -> list[str]:
-    """Label, [source run], [stage], status, start, duration: the same lines in every column, so they align."""
+def _header_fields(comparison: Comparison) -> list[tuple[str, Callable[[Column], str]]]:
+    """The facts about each column beyond its label: source run (for versions), stage (when any has one),
+    status, start and duration. The same list heads the table, the transposed table and Markdown."""
     from mlmon.compare import format_duration, format_time
 
-    lines = [column.label + (" (baseline)" if column.baseline else "")]
-    if any(other.version is not None for other in comparison.columns):
-        lines.append(column.name if column.version is not None else "")
-    if any(other.stage for other in comparison.columns):
-        lines.append(f"stage: {column.stage}" if column.stage else "")
-    lines += [column.status or "-", format_time(column.start_time), format_duration(column.duration_seconds)]
-    return lines
+    fields: list[tuple[str, Callable[[Column], str]]] = []
+    if any(column.version is not None for column in comparison.columns):
+        fields.append(("run", lambda column: column.name if column.version is not None else "-"))
+    if any(column.stage for column in comparison.columns):
+        fields.append(("stage", lambda column: column.stage or "-"))
+    fields += [
+        ("status", lambda column: column.status or "-"),
+        ("started", lambda column: format_time(column.start_time)),
+        ("duration", lambda column: format_duration(column.duration_seconds)),
+    ]
+    return fields
+
+
+def _label(column: Column) -> str:
+    return column.label + (" (baseline)" if column.baseline else "")
 
 
 def _row_label(row: Row) -> str:
@@ -338,53 +422,138 @@ def _row_label(row: Row) -> str:
     return f"{row.name} {'↓' if row.direction == 'min' else '↑'}"
 
 
-def _print_table(comparison: Comparison, precision: int, transpose: bool) -> None:
-    from rich.table import Table
-    from rich.text import Text
+def _cell_pieces(precision: int, limit: int, spark: bool) -> Callable[[Cell], GridCell]:
+    """A function turning a cell into pieces: value (bold green when best), delta (dim), ★ and, for runs as
+    columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
+    from mlmon.compare import format_delta, format_value, sparkline
 
+    def pieces(cell: Cell) -> GridCell:
+        value = _one_line(format_value(cell.value, precision))
+        if len(value) > limit:  # a long tag or param; JSON and CSV carry it whole
+            value = value[: limit - 1] + "…"
+        found: list[Piece] = [(value, "bold green" if cell.best else "")]
+        delta = format_delta(cell, precision)
+        if delta:
+            found.append((f" {delta}", "dim"))
+        if cell.best:
+            found.append((" ★", "bold green"))
+        if spark and cell.history:
+            line = sparkline(cell.history)
+            if line:
+                found.append((f" {line}", ""))
+        return tuple(found)
+
+    return pieces
+
+
+def print_table(comparison: Comparison, precision: int = 4, transpose: bool = False) -> None:
+    """The comparison as aligned columns on stdout (runs as rows with ``transpose``), then the legend."""
     console = output.stdout()
-    if transpose:
-        # Many runs make thousands of cells: Text objects skip rich's markup parser (about twice as fast),
-        # and a string from MLflow inside a Text is never read as markup, so it needs no escaping.
-        table = Table("run", "status", "started", "duration", box=None, pad_edge=False)
-        for row in comparison.rows:
-            table.add_column(Text(f"{row.section}.{_row_label(row)}"))
-        for index, column in enumerate(comparison.columns):
-            head = _header_lines(column, comparison)
-            cells: list[Text] = [Text(head[0]), Text(head[-3]), Text(head[-2]), Text(head[-1])]
-            for row in comparison.rows:
-                value, delta, _ = _cell_text(row, row.cells[index], precision)
-                best = row.cells[index].best
-                text = Text(value, style="bold green" if best else "")
-                if delta:
-                    text.append(f" {delta}", style="dim")
-                if best:
-                    text.append(" ★", style="bold green")
-                cells.append(text)
-            table.add_row(*cells)
-    else:
-        table = Table("", box=None, pad_edge=False)
-        for column in comparison.columns:
-            table.add_column("\n".join(escape(line) for line in _header_lines(column, comparison)))
-        for section in ("params", "metrics", "tags"):
-            rows = comparison.section(section)
-            if not rows:
-                continue
-            table.add_row(f"[bold]{section}[/]", *[""] * len(comparison.columns))
-            for row in rows:
-                markup = []
-                for cell in row.cells:
-                    value, delta, spark = _cell_text(row, cell, precision)
-                    shown = escape(value) + (f" [dim]{escape(delta)}[/]" if delta else "")
-                    shown = f"[bold green]{shown} ★[/]" if cell.best else shown
-                    markup.append(shown + (f" {spark}" if spark else ""))
-                table.add_row(f"  {escape(_row_label(row))}", *markup)
     if not comparison.rows:
         console.print("no differences" if len(comparison.columns) > 1 else "nothing logged")
-    else:
-        console.print(table)
-        console.print("\n".join(f"[dim]{escape(line)}[/]" for line in comparison.legend))
+        return
+    limit = max(40, console.width - 30)
+    grid = (
+        _transposed_grid(comparison, precision, limit) if transpose else _grid(comparison, precision, limit)
+    )
+    _print_grid(console, grid)
+    for line in comparison.legend:
+        console.print(line, style="dim", markup=False)
     sys.stdout.flush()
+
+
+def _grid(comparison: Comparison, precision: int, limit: int) -> list[list[GridCell]]:
+    """Runs as columns: header lines, then a title row per section and one row per param, metric or tag."""
+    columns = comparison.columns
+    pieces = _cell_pieces(precision, limit, spark=True)
+    grid: list[list[GridCell]] = [[()] + [((_one_line(_label(column)), "bold"),) for column in columns]]
+    for title, get in _header_fields(comparison):
+        facts: list[GridCell] = [((_one_line(get(column)), ""),) for column in columns]
+        grid.append([((title, "dim"),), *facts])
+    for section in ("params", "metrics", "tags"):
+        rows = comparison.section(section)
+        if rows:
+            grid.append([((section, "bold"),)] + [()] * len(columns))
+        for row in rows:
+            label: GridCell = ((_one_line(f"  {_row_label(row)}"), ""),)
+            grid.append([label] + [pieces(cell) for cell in row.cells])
+    return grid
+
+
+def _transposed_grid(comparison: Comparison, precision: int, limit: int) -> list[list[GridCell]]:
+    """Runs as rows: one line per run, one column per header fact and per param, metric or tag."""
+    fields = _header_fields(comparison)
+    pieces = _cell_pieces(precision, limit, spark=False)
+    titles = ["run", *(title for title, _ in fields)]
+    titles += [_one_line(f"{row.section}.{_row_label(row)}") for row in comparison.rows]
+    grid: list[list[GridCell]] = [[((title, "bold"),) for title in titles]]
+    for index, column in enumerate(comparison.columns):
+        line: list[GridCell] = [((_one_line(_label(column)), ""),)]
+        line += [((_one_line(get(column)), ""),) for _, get in fields]
+        line += [pieces(row.cells[index]) for row in comparison.rows]
+        grid.append(line)
+    return grid
+
+
+def _print_grid(console: Console, grid: list[list[GridCell]], gap: int = 2) -> None:
+    """Print cells in aligned columns, left-aligned, values never wrapped.
+
+    Written as rich Segments rather than a rich Table or Text: both measure, divide and wrap every cell,
+    which takes seconds for a few thousand cells; segments cost tens of milliseconds. rich still decides
+    about colour (only on a terminal; NO_COLOR). Columns that do not fit the console's width move to a
+    further block below, which repeats the first column (the row labels) and the header rows, as pandas
+    prints a wide frame.
+    """
+    from rich.cells import cell_len
+    from rich.segment import Segment, Segments
+    from rich.style import Style
+
+    widths = [0] * max(len(row) for row in grid)
+    lengths = [[cell_len("".join(text for text, _ in cell)) for cell in row] for row in grid]
+    for row_lengths in lengths:
+        for index, length in enumerate(row_lengths):
+            widths[index] = max(widths[index], length)
+    styles: dict[str, Style] = {}
+    segments: list[Segment] = []
+    plain: list[str] = []  # unstyled text waiting to become one segment
+    for block_number, block in enumerate(_blocks(widths, console.width, gap)):
+        if block_number:
+            plain.append("\n")
+        for row, row_lengths in zip(grid, lengths, strict=True):
+            last = max((index for index in block if index < len(row) and row[index]), default=0)
+            for index in block:
+                if index > last:
+                    break
+                for text, style in row[index]:
+                    if not style:
+                        plain.append(text)
+                        continue
+                    if plain:
+                        segments.append(Segment("".join(plain)))
+                        plain = []
+                    if style not in styles:
+                        styles[style] = Style.parse(style)
+                    segments.append(Segment(text, styles[style]))
+                if index < last:
+                    plain.append(" " * (widths[index] - row_lengths[index] + gap))
+            plain.append("\n")
+    segments.append(Segment("".join(plain)))
+    console.print(Segments(segments), soft_wrap=True, end="")
+
+
+def _blocks(widths: list[int], available: int, gap: int) -> list[list[int]]:
+    """Column indexes per block: the first column in each, then as many more as fit ``available``."""
+    blocks: list[list[int]] = []
+    current = [0]
+    used = widths[0]
+    for index in range(1, len(widths)):
+        if len(current) > 1 and used + gap + widths[index] > available:
+            blocks.append(current)
+            current, used = [0], widths[0]
+        current.append(index)
+        used += gap + widths[index]
+    blocks.append(current)
+    return blocks
 
 
 def _md(text: str) -> str:
@@ -394,48 +563,43 @@ def _md(text: str) -> str:
 
 def comparison_markdown(comparison: Comparison, precision: int = 4, transpose: bool = False) -> str:
     """A Markdown table ready to paste into a pull request: best values in bold with ★, a legend below."""
+    fields = _header_fields(comparison)
     lines: list[str] = []
     if transpose:
-        names = [f"{row.section}.{_row_label(row)}" for row in comparison.rows]
-        lines.append("| " + " | ".join(["run", "status", "started", "duration", *map(_md, names)]) + " |")
-        lines.append("|" + "---|" * (4 + len(names)))
+        titles = ["run", *(title for title, _ in fields)]
+        titles += [f"{row.section}.{_row_label(row)}" for row in comparison.rows]
+        lines.append("| " + " | ".join(_md(title) for title in titles) + " |")
+        lines.append("|" + "---|" * len(titles))
         for index, column in enumerate(comparison.columns):
-            head = _header_lines(column, comparison)
-            cells = [head[0], head[-3], head[-2], head[-1]]
-            cells += [_md_cell(row, row.cells[index], precision) for row in comparison.rows]
-            lines.append(
-                "| " + " | ".join(_md(cell) if i < 4 else cell for i, cell in enumerate(cells)) + " |"
-            )
+            cells = [_md(_label(column)), *(_md(get(column)) for _, get in fields)]
+            cells += [_md_cell(row.cells[index], precision) for row in comparison.rows]
+            lines.append("| " + " | ".join(cells) + " |")
     else:
-        heads = [_header_lines(column, comparison) for column in comparison.columns]
-        lines.append("| | " + " | ".join(_md(head[0]) for head in heads) + " |")
-        lines.append("|---|" + "---|" * len(heads))
-        lines.append("| status | " + " | ".join(_md(head[-3]) for head in heads) + " |")
-        lines.append("| started | " + " | ".join(_md(head[-2]) for head in heads) + " |")
-        lines.append("| duration | " + " | ".join(_md(head[-1]) for head in heads) + " |")
-        if any(column.version is not None for column in comparison.columns):
-            lines.append("| run | " + " | ".join(_md(column.name) for column in comparison.columns) + " |")
-        if any(column.stage for column in comparison.columns):
-            lines.append(
-                "| stage | " + " | ".join(_md(column.stage or "-") for column in comparison.columns) + " |"
-            )
+        columns = comparison.columns
+        lines.append("| | " + " | ".join(_md(_label(column)) for column in columns) + " |")
+        lines.append("|---|" + "---|" * len(columns))
+        for title, get in fields:
+            lines.append(f"| {title} | " + " | ".join(_md(get(column)) for column in columns) + " |")
         for section in ("params", "metrics", "tags"):
             rows = comparison.section(section)
             if rows:
-                lines.append(f"| **{section}** |" + " |" * len(heads))
+                lines.append(f"| **{section}** |" + " |" * len(columns))
             for row in rows:
-                cells = [_md_cell(row, cell, precision) for cell in row.cells]
+                cells = [_md_cell(cell, precision) for cell in row.cells]
                 lines.append(f"| {_md(_row_label(row))} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"<sub>{_md(line)}</sub><br>" for line in comparison.legend]
     return "\n".join(lines) + "\n"
 
 
-def _md_cell(row: Row, cell: Cell, precision: int) -> str:
-    value, delta, spark = _cell_text(row, cell, precision)
-    text = _md(value)
+def _md_cell(cell: Cell, precision: int) -> str:
+    from mlmon.compare import format_delta, format_value, sparkline
+
+    text = _md(format_value(cell.value, precision))
     if cell.best:
         text = f"**{text}** ★"
+    delta = format_delta(cell, precision)
     if delta:
         text += f" ({_md(delta)})"
+    spark = sparkline(cell.history)
     return text + (f" `{spark}`" if spark else "")
