@@ -182,9 +182,9 @@ class MlflowRestClient:
         return self._error(what, f"HTTP {exc.code}", f"HTTP {exc.code} {exc.reason}", missing_hint)
 
     def _error(self, what: str, code: str, message: str, missing_hint: str | None) -> BackendError:
-        from mlmon.drift.mlflow_profile import _backend_error
+        from mlmon.drift.mlflow_profile import backend_error
 
-        error = _backend_error(what, self.tracking_uri, code, message, missing_hint)
+        error = backend_error(what, self.tracking_uri, code, message, missing_hint)
         if code == "RESOURCE_DOES_NOT_EXIST":
             return MlflowNotFound(error.message, error.hint)
         if code == "ENDPOINT_NOT_FOUND":

@@ -10,7 +10,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
-from mlmon.errors import CheckFailed, MlmonError
+from mlmon.errors import CheckFailed
 
 if TYPE_CHECKING:
     from mlmon.drift.report import DriftReport, FeatureDrift
@@ -21,27 +21,36 @@ BLOCKS = " ▁▂▃▄▅▆▇█"
 @handles_errors
 def drift_command(
     reference: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="REFERENCE",
-            help="Reference data (.csv, .parquet, .jsonl) or a profile JSON written by `mlmon profile`.",
+            help="Reference data: a .csv, .parquet or .jsonl file, a folder or a quoted glob of them, a profile "
+            "written by `mlmon profile`, or an MLflow artifact (runs:/RUN_ID/PATH, models:/NAME@ALIAS).",
+            show_default=False,
         ),
     ],
     current: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="CURRENT",
-            help="Current data (.csv, .parquet, .jsonl), or a prediction log file or folder.",
+            help="Current data: a .csv, .parquet or .jsonl file, a folder or a quoted glob of them, or mlmon "
+            "prediction logs (a log file or the folder the service logs into).",
+            show_default=False,
         ),
     ],
     method: Annotated[
         Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon"] | None,
-        typer.Option(help="The statistic behind the verdict, for the features it applies to."),
+        typer.Option(
+            help="The statistic behind the verdict, for the features it applies to "
+            "(default: wasserstein for numerical features, jensenshannon for categorical ones)."
+        ),
     ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
-            min=0.0, help="Drift threshold: p-value below it (ks, chisquare), else statistic above."
+            min=0.0,
+            help="Drift threshold: p-value below it (ks, chisquare), else statistic above "
+            "(default: 0.05 for p-values, 0.1 for the distances and PSI).",
         ),
     ] = None,
     psi_bins: Annotated[
@@ -53,6 +62,28 @@ def drift_command(
         typer.Option("--categorical", help="Treat this feature as categorical (repeatable)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", metavar="FILE", help="Also write a self-contained HTML report (a chart per feature)."
+        ),
+    ] = None,
+    log_to_mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--log-to-mlflow",
+            metavar="RUN_ID",
+            help="Log the per-feature metrics (drift.<feature>.psi, ...) and the HTML and JSON reports "
+            "(artifacts mlmon/drift/) to this MLflow run.",
+        ),
+    ] = None,
+    mlflow_uri: Annotated[
+        str,
+        typer.Option(
+            envvar="MLFLOW_TRACKING_URI",
+            help="MLflow tracking URI, for --log-to-mlflow and a runs:/ or models:/ reference.",
+        ),
+    ] = "sqlite:///mlflow.db",
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit with code 3 when any feature drifted.")
     ] = False,
@@ -63,10 +94,15 @@ def drift_command(
     KS reported; categorical: Jensen-Shannon distance (drift above 0.1), with chi-square reported; every
     feature: PSI on the profile's bins, the same number the live Prometheus rules give.
     """
+    from mlmon.drift.inputs import read_current, read_reference
     from mlmon.drift.report import drift_report
 
-    reference_side = _read_reference(reference)
-    current_side = _read_current(current)
+    if log_to_mlflow is not None:
+        from mlmon.drift.mlflow_report import require_run
+
+        require_run(log_to_mlflow, mlflow_uri)  # before the comparison, which may take a while
+    reference_side = read_reference(reference, mlflow_uri)
+    current_side = read_current(current)
     progress, finish = _progress(json_output)
     try:
         report = drift_report(
@@ -80,59 +116,32 @@ def drift_command(
         )
     finally:
         finish()
+    if html is not None or log_to_mlflow is not None:
+        from mlmon.drift.html import render_html
+
+        page = render_html(report, reference=reference, current=current)
+        if html is not None:
+            from mlmon.render import write_atomic
+
+            write_atomic(html, page)
+        if log_to_mlflow is not None:
+            from mlmon.drift.mlflow_report import log_report_to_mlflow
+
+            log_report_to_mlflow(report, log_to_mlflow, page, mlflow_uri)
     if json_output:
         output.print_json(report.to_dict())
     else:
         _print_report(report)
+        if html is not None:
+            output.info(f"wrote {escape(html)}")
+        if log_to_mlflow is not None:
+            output.info(f"logged the metrics and the report to MLflow run {escape(log_to_mlflow)}")
     if fail_on_drift and report.drifted:
         raise CheckFailed(
             f"drift in {len(report.drifted)} of {len(report.features)} features: "
             + ", ".join(f.name for f in report.drifted[:10]),
             "look at the features above; --threshold or --method change the verdict",
         )
-
-
-def _read_reference(path: Path) -> Any:
-    if path.suffix.lower() == ".json" and path.is_file() and _looks_like_profile(path):
-        from mlmon.drift.profile import load_profile
-
-        return load_profile(path)
-    from mlmon.data import read_table
-
-    return read_table(path)
-
-
-def _looks_like_profile(path: Path) -> bool:
-    try:
-        with open(path, "rb") as file:
-            head = file.read(4096).lstrip()
-    except OSError:
-        return False
-    # A profile is one pretty-printed JSON object; JSON lines have a whole object on the first line.
-    return head.startswith(b"{") and b"\n" in head and head.split(b"\n", 1)[0].strip() == b"{"
-
-
-def _read_current(path: Path) -> Any:
-    from mlmon.data import read_table
-
-    if path.is_dir() or _is_prediction_log(path):
-        from mlmon.drift.report import current_columns_from_prediction_log
-
-        return current_columns_from_prediction_log(str(path))
-    return read_table(path)
-
-
-def _is_prediction_log(path: Path) -> bool:
-    if path.suffix.lower() != ".jsonl" or not path.is_file():
-        return False
-    import json
-
-    try:
-        with open(path, "rb") as file:
-            first = json.loads(file.readline() or b"null")
-    except (OSError, ValueError) as exc:
-        raise MlmonError(f"cannot read {path}: {exc}", "check the file is JSON lines") from None
-    return isinstance(first, dict) and isinstance(first.get("features"), dict) and "ts" in first
 
 
 def _progress(quiet: bool) -> tuple[Any, Any]:

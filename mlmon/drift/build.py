@@ -121,16 +121,38 @@ def quantile_edges(sorted_values: Array, bins: int) -> Array:
     have a reference share of 0. A constant column thus has no edge and one bin.
     """
     probabilities = np.arange(1, bins) / bins
-    edges: Array = np.unique(np.quantile(sorted_values, probabilities, method="linear"))
+    edges: Array = np.unique(sorted_quantiles(sorted_values, probabilities))
     above_minimum: Array = edges[edges > sorted_values[0]]
     return above_minimum
 
 
+def sorted_quantiles(sorted_values: Array, probabilities: Array) -> Array:
+    """``numpy.quantile(sorted_values, probabilities, method="linear")``, bit for bit, for sorted values.
+
+    numpy partitions a copy of the whole array first; on values already sorted the two neighbours of each
+    quantile are just read, which turns tens of milliseconds per million values into microseconds. The
+    interpolation is numpy's own (``_lerp``: from the lower neighbour below 0.5, from the upper one above)."""
+    count = sorted_values.size
+    virtual = (count - 1) * np.asarray(probabilities, dtype=np.float64)
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    lower_index = previous.astype(np.intp)
+    upper_index = lower_index + 1
+    # numpy takes the last value for quantiles at or beyond it (the upper neighbour would not exist).
+    at_end = virtual >= count - 1
+    lower_index[at_end] = upper_index[at_end] = count - 1
+    lower, upper = sorted_values[lower_index], sorted_values[upper_index]
+    difference = upper - lower
+    interpolated: Array = np.where(gamma >= 0.5, upper - difference * (1 - gamma), lower + difference * gamma)
+    return interpolated
+
+
 def as_numbers(name: str, values: Any) -> Array:
-    """A column as float64 with NaN for missing; text that is not a number is an error naming the column."""
+    """A column as float64 with NaN for missing (the array itself when it is float64 already: callers do not
+    write to it); text that is not a number is an error naming the column."""
     array = np.asarray(values)
     if array.dtype.kind in "biuf":
-        return array.astype(np.float64)
+        return array.astype(np.float64, copy=False)
     numbers = np.empty(len(array), dtype=np.float64)
     for index, value in enumerate(array.tolist()):
         try:

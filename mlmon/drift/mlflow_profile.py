@@ -87,6 +87,25 @@ def load_profile_from_mlflow(uri: str, tracking_uri: str | None = None) -> Profi
     return Profile.from_json(text, uri)
 
 
+def is_mlflow_uri(text: str) -> bool:
+    """Whether ``text`` is a ``runs:/`` or ``models:/`` URI rather than a local path."""
+    return text.startswith(("runs:/", "models:/"))
+
+
+def download_mlflow_artifact(uri: str, folder: str | Path, tracking_uri: str | None = None) -> Path:
+    """Download the artifact (a file or a folder) a ``runs:/`` or ``models:/`` URI points at into ``folder``.
+
+    ``runs:/RUN_ID/PATH`` is that artifact of the run; ``runs:/RUN_ID``, ``models:/NAME@ALIAS`` and
+    ``models:/NAME/VERSION`` are the run's mlmon profile. Raises :class:`BackendError` naming what is
+    missing, or where MLflow failed."""
+    client = mlflow_client(tracking_uri)
+    run_id, artifact_path = _resolve(client, uri)
+    with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
+        client.get_run(run_id)  # so a missing run is not reported as a missing artifact
+    with mlflow_errors(f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri):
+        return Path(client.download_artifacts(run_id, artifact_path, dst_path=str(folder)))
+
+
 def mlflow_client(tracking_uri: str | None = None) -> MlflowClient:
     """An MlflowClient with short HTTP timeouts and no retries (unless the environment sets its own)."""
     for name, value in MLFLOW_HTTP_DEFAULTS.items():
@@ -131,12 +150,12 @@ def mlflow_errors(what: str, tracking_uri: str | None, missing_hint: str | None 
     try:
         yield
     except MlflowException as exc:
-        raise _backend_error(what, tracking_uri, exc.error_code, exc.message, missing_hint) from None
+        raise backend_error(what, tracking_uri, exc.error_code, exc.message, missing_hint) from None
     except (OSError, ImportError) as exc:
-        raise _backend_error(what, tracking_uri, type(exc).__name__, str(exc), missing_hint) from None
+        raise backend_error(what, tracking_uri, type(exc).__name__, str(exc), missing_hint) from None
 
 
-def _backend_error(
+def backend_error(
     what: str, tracking_uri: str | None, code: str, message: str, missing_hint: str | None
 ) -> BackendError:
     where = redact(tracking_uri) if tracking_uri else "the default tracking URI"

@@ -102,6 +102,19 @@ class FeatureDrift:
     bin_labels: tuple[str, ...] = ()
     reference_shares: tuple[float, ...] = ()
     current_shares: tuple[float, ...] = ()
+    bin_edges: tuple[float, ...] = ()  # numerical: the interior edges between the bins, ascending
+
+    @property
+    def bin_ranges(self) -> tuple[str, ...]:
+        """A readable name per bin: the value range of a numerical bin (bin i holds edges[i-1] <= x <
+        edges[i]), the category of a categorical one."""
+        edges = self.bin_edges
+        if self.kind != "numerical" or len(edges) != len(self.bin_labels) - 1:
+            return self.bin_labels
+        if not edges:
+            return ("all values",)
+        middle = [f"{low:.4g} to {high:.4g}" for low, high in pairwise(edges)]
+        return (f"below {edges[0]:.4g}", *middle, f"{edges[-1]:.4g} and above")
 
     @property
     def severity(self) -> float:
@@ -134,6 +147,7 @@ class FeatureDrift:
             "chisquare_p_value": self.chisquare_p_value,
             "jensenshannon": self.jensenshannon,
             "unavailable": dict(self.unavailable),
+            "bin_edges": list(self.bin_edges),
             "bins": [
                 {"label": label, "reference": ref, "current": cur}
                 for label, ref, cur in zip(
@@ -206,7 +220,8 @@ def drift_report(
 ) -> DriftReport:
     """Compare ``current`` columns with ``reference`` columns (or a reference :class:`Profile`).
 
-    Columns are name -> 1-D array, as :func:`mlmon.data.read_table` returns them. ``features`` defaults to
+    Columns are name -> 1-D array, or :class:`mlmon.data.CategoryColumn` for text (counted without a
+    Python loop), as :func:`mlmon.data.read_table` returns them. ``features`` defaults to
     every reference feature. A feature is numerical when its reference array is numeric (or the profile
     says so), unless ``feature_types`` says otherwise. ``progress`` is called with each feature's name as
     it finishes. Features are compared in ``workers`` threads (default: one per CPU); numpy releases the
@@ -219,6 +234,7 @@ def drift_report(
     """
     import numpy as np
 
+    from mlmon.data import CategoryColumn
     from mlmon.drift.profile import Profile
 
     if method is not None and method not in METHODS:
@@ -236,7 +252,7 @@ def drift_report(
     rows_reference = profile.rows if profile is not None else _rows(reference_columns)
 
     skipped: list[SkippedFeature] = []
-    jobs: list[Callable[[], FeatureDrift]] = []
+    jobs: list[tuple[str, Callable[[], FeatureDrift]]] = []
     for name in names:
         if name not in reference_names:
             skipped.append(SkippedFeature(name, "not in the reference"))
@@ -246,29 +262,18 @@ def drift_report(
             continue
         if profile is not None:
             feature_profile = profile.feature(name)
-            jobs.append(_bind(_compare_to_profile, feature_profile, current[name], method, threshold))
+            jobs.append((name, _bind(_compare_to_profile, feature_profile, current[name], method, threshold)))
         else:
-            reference_array = np.asarray(reference_columns[name])
+            reference_array = reference_columns[name]
+            if not isinstance(reference_array, CategoryColumn):
+                reference_array = np.asarray(reference_array)
             declared = types.get(name)
+            numeric = not isinstance(reference_array, CategoryColumn) and reference_array.dtype.kind in "iuf"
             kind: FeatureKind = (
-                "numerical"
-                if declared == "numerical" or (declared is None and reference_array.dtype.kind in "iuf")
-                else "categorical"
+                "numerical" if declared == "numerical" or (declared is None and numeric) else "categorical"
             )
-            jobs.append(
-                _bind(
-                    _compare_columns,
-                    name,
-                    kind,
-                    reference_array,
-                    current[name],
-                    method,
-                    threshold,
-                    psi_bins,
-                    bins,
-                    top_k,
-                )
-            )
+            arguments = (name, kind, reference_array, current[name], method, threshold, psi_bins, bins, top_k)
+            jobs.append((name, _bind(_compare_columns, *arguments)))
     if features is None:
         for name in current:
             if name not in reference_names:
@@ -293,12 +298,17 @@ def _bind(function: Callable[..., FeatureDrift], *args: Any) -> Callable[[], Fea
     return lambda: function(*args)
 
 
-def _guarded(job: Callable[[], FeatureDrift]) -> FeatureDrift | SkippedFeature:
-    """One bad column never stops the report: a user-fixable problem becomes a skipped feature."""
+def _guarded(job: tuple[str, Callable[[], FeatureDrift]]) -> FeatureDrift | SkippedFeature:
+    """One bad column never stops the report: a problem with its values becomes a skipped feature."""
+    name, compare = job
     try:
-        return job()
+        return compare()
     except _Skip as skip:
         return SkippedFeature(skip.name, skip.reason)
+    except (ValueError, TypeError, ArithmeticError, MemoryError) as exc:
+        # Values no reader of mlmon's produces (a library caller's datetimes, complex numbers, objects):
+        # the feature is listed with the reason, and the others are still compared.
+        return SkippedFeature(name, f"cannot be compared: {type(exc).__name__}: {exc}")
 
 
 class _Skip(Exception):
@@ -318,23 +328,47 @@ def _rows(columns: Mapping[str, Any]) -> int:
 
 
 def _numbers(name: str, values: Any, side: str) -> _Side:
+    """One side's finite values, sorted (a copy: the caller's array stays as it was)."""
+    return _sorted_sides(name, [(values, side)])[0][0]
+
+
+def _sorted_sides(name: str, sides: Sequence[tuple[Any, str]]) -> tuple[list[_Side], Array]:
+    """The finite values of each side, each sorted in place in its own slice of one shared buffer (also
+    returned).
+
+    Laid out so (reference values, then current values) that the merge of the two needs no further copy.
+    Infinities are in no bin for the live monitor either; they count with the missing values here."""
     import numpy as np
 
     from mlmon.drift.build import ProfileBuildError, as_numbers
 
-    try:
-        numbers = as_numbers(name, values)
-    except ProfileBuildError as exc:
-        raise _Skip(name, f"{side}: {exc.message}") from None
-    rows = numbers.size
-    if rows == 0:
-        raise _Skip(name, f"no rows in the {side} data")
-    # Infinities are in no bin for the live monitor either; they count with the missing values here.
-    finite = numbers[np.isfinite(numbers)]
-    if finite.size == 0:
-        raise _Skip(name, f"no values in the {side} data (every row is missing)")
-    finite.sort()
-    return _Side(finite, (rows - finite.size) / rows, rows)
+    columns: list[tuple[Array, Array | None, int]] = []
+    for values, side in sides:
+        try:
+            numbers = as_numbers(name, values)
+        except ProfileBuildError as exc:
+            raise _Skip(name, f"{side}: {exc.message}") from None
+        if numbers.ndim != 1:
+            raise _Skip(name, f"the {side} column is not one-dimensional (shape {numbers.shape})")
+        if numbers.size == 0:
+            raise _Skip(name, f"no rows in the {side} data")
+        is_finite = np.isfinite(numbers)
+        count = int(np.count_nonzero(is_finite))
+        if count == 0:
+            raise _Skip(name, f"no values in the {side} data (every row is missing)")
+        columns.append((numbers, None if count == numbers.size else is_finite, count))
+    buffer = np.empty(sum(count for _, _, count in columns), dtype=np.float64)
+    result, start = [], 0
+    for numbers, finite_rows, count in columns:
+        part = buffer[start : start + count]
+        if finite_rows is None:
+            part[:] = numbers
+        else:
+            np.compress(finite_rows, numbers, out=part)
+        part.sort()
+        result.append(_Side(part, (numbers.size - count) / numbers.size, int(numbers.size)))
+        start += count
+    return result, buffer
 
 
 def _compare_columns(
@@ -366,17 +400,18 @@ def _compare_numerical(
 
     from mlmon.drift.build import quantile_edges
     from mlmon.drift.profile import shares
-    from mlmon.drift.two_sample import compare_sorted, sturges_psi
+    from mlmon.drift.two_sample import compare_runs, sturges_psi
 
-    reference = _numbers(name, reference_values, "reference")
-    current = _numbers(name, current_values, "current")
-    comparison = compare_sorted(reference.values, current.values)
+    sides, both = _sorted_sides(name, [(reference_values, "reference"), (current_values, "current")])
+    reference, current = sides
+    comparison = compare_runs(both, reference.values.size)
     std = float(np.std(reference.values))
     normed = comparison.wasserstein / std if std > 0 else (0.0 if comparison.wasserstein == 0 else math.inf)
     if psi_bins == "sturges":
         psi_value, edges, ref_shares, cur_shares = sturges_psi(reference.values, current.values)
         labels = tuple(f"{low:.4g}..{high:.4g}" for low, high in pairwise(edges.tolist()))
         reference_shares, current_shares = tuple(ref_shares.tolist()), tuple(cur_shares.tolist())
+        interior = tuple(edges[1:-1].tolist())
     else:
         # The profile's rule (mlmon.drift.build): quantile edges of the sorted finite reference values, and
         # bin i holds edges[i-1] <= x < edges[i], i.e. bisect_right, as FeatureProfile.bin_of counts live.
@@ -385,6 +420,7 @@ def _compare_numerical(
         current_shares = tuple(shares(_sorted_bin_counts(current.values, quantiles)))
         psi_value = _psi(current_shares, reference_shares)
         labels = tuple(str(i) for i in range(len(quantiles) + 1))
+        interior = tuple(quantiles.tolist())
     statistics: dict[Method, tuple[float, float | None]] = {
         "ks": (comparison.ks_statistic, comparison.ks_p_value),
         "wasserstein": (normed, None),
@@ -407,6 +443,7 @@ def _compare_numerical(
         bin_labels=labels,
         reference_shares=reference_shares,
         current_shares=current_shares,
+        bin_edges=interior,
     )
 
 
@@ -423,14 +460,24 @@ def _sorted_bin_counts(sorted_values: Array, edges: Array) -> list[int]:
 
 
 def _categories(name: str, values: Any, side: str) -> tuple[Counter[str], float, int]:
+    from mlmon.data import CategoryColumn
     from mlmon.drift.build import category_texts
 
-    texts = category_texts(values)
-    rows = texts.size
+    if isinstance(values, CategoryColumn):
+        present, missing = values.counts()
+        counts: Counter[str] = Counter(present)
+        rows = len(values)
+    else:
+        import numpy as np
+
+        if np.ndim(values) != 1:
+            raise _Skip(name, f"the {side} column is not one-dimensional (shape {np.shape(values)})")
+        texts = category_texts(values)
+        rows = texts.size
+        counts = Counter(texts.tolist())
+        missing = counts.pop(None, 0)  # type: ignore[call-overload]
     if rows == 0:
         raise _Skip(name, f"no rows in the {side} data")
-    counts: Counter[str] = Counter(texts.tolist())
-    missing = counts.pop(None, 0)  # type: ignore[call-overload]
     if missing == rows:
         raise _Skip(name, f"no values in the {side} data (every row is missing)")
     return counts, missing / rows, rows
@@ -568,6 +615,7 @@ def _compare_to_profile(
         bin_labels=profile.bin_labels,
         reference_shares=reference_shares,
         current_shares=current_shares,
+        bin_edges=profile.edges,
     )
 
 
@@ -634,40 +682,3 @@ def _verdict(
         int(current.values.size),
     )
     return FeatureDrift(**_common(name, kind, method, result, psi_value, threshold, sides), **details)
-
-
-def current_columns_from_prediction_log(paths: Sequence[str] | str) -> dict[str, Any]:
-    """Feature columns from mlmon prediction logs (files or folders): each record's ``features`` object.
-
-    A feature absent from a record, or redacted in it, counts as missing for that record. Numbers come back as
-    float64 arrays (NaN where missing); a feature with any non-number value comes back as an object array.
-    """
-    import numpy as np
-
-    from mlmon.instrument.prediction_log import LogReadStats, read_prediction_log
-
-    stats = LogReadStats()
-    records = [r.get("features") for r in read_prediction_log(paths, stats=stats)]
-    rows = [r if isinstance(r, dict) else {} for r in records]
-    if not rows:
-        raise DriftError(
-            f"the prediction log {paths} has no records", "point at the file or folder the service logs into"
-        )
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    columns: dict[str, Any] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        numeric = all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
-        if numeric:
-            columns[name] = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
-        else:
-            columns[name] = np.array(
-                [None if v is None else (v if isinstance(v, str) else _text(v)) for v in values], dtype=object
-            )
-    return columns
-
-
-def _text(value: Any) -> str:
-    from mlmon.drift.profile import category_label
-
-    return category_label(value)

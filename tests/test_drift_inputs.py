@@ -1,0 +1,263 @@
+"""`mlmon drift` inputs: folders and globs of files, MLflow artifacts as the reference, prediction logs, and
+bad input (mixed schemas, truncated or empty files, bad columns), with the speed-ups checked for agreement."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from mlmon.data import CategoryColumn, read_table
+from mlmon.drift.build import sorted_quantiles
+from mlmon.drift.report import drift_report
+from mlmon.drift.two_sample import compare_sorted, kstwo_sf
+from tests.conftest import run_cli
+from tests.test_profile import mlflow_store, new_run, register  # noqa: F401  (mlflow_store is a fixture)
+
+
+def _table(rows: int, seed: int, shift: float = 0.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    colours = np.array(["red", "green", "blue", None], dtype=object)
+    return pa.table(
+        {
+            "x": rng.normal(size=rows) + shift,
+            "n": rng.integers(0, 5, size=rows),
+            "colour": pa.array(colours[rng.integers(0, 4 if shift == 0 else 3, size=rows)], type=pa.string()),
+        }
+    )
+
+
+def _write(table: pa.Table, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    elif path.suffix == ".csv":
+        pacsv.write_csv(table, path)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    return path
+
+
+def _report(*args: str) -> dict[str, Any]:
+    code, out, err = run_cli("drift", *args, "--json")
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def _error(*args: str) -> str:
+    code, out, err = run_cli("drift", *args)
+    assert code == 1, (out, err)
+    assert out == "" and "Traceback" not in err and "\nhint: " in err
+    return err.splitlines()[0]
+
+
+def test_folders_and_globs_read_as_one_table(tmp_path: Path) -> None:
+    reference, current = _table(900, 1), _table(600, 2, shift=0.4)
+    _write(reference, tmp_path / "ref.parquet")
+    _write(current, tmp_path / "cur.parquet")
+    # The same rows split into files of three formats, and into a glob's worth of files.
+    _write(reference.slice(0, 300), tmp_path / "ref" / "a.csv")
+    _write(reference.slice(300, 300), tmp_path / "ref" / "b.parquet")
+    _write(reference.slice(600), tmp_path / "ref" / "c.jsonl")
+    (tmp_path / "ref" / "notes.txt").write_text("not data, not read")
+    for index, start in enumerate(range(0, 600, 200)):
+        _write(current.slice(start, 200), tmp_path / "cur" / f"day-{index}.parquet")
+    whole = _report(str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"))
+    split = _report(str(tmp_path / "ref"), str(tmp_path / "cur" / "day-*.parquet"))
+    assert split == whole
+    assert whole["rows_reference"] == 900 and whole["rows_current"] == 600
+    assert {f["name"] for f in whole["features"]} == {"x", "n", "colour"}
+
+
+def test_no_file_matches_the_glob(tmp_path: Path) -> None:
+    _write(_table(50, 1), tmp_path / "ref.parquet")
+    pattern = str(tmp_path / "nothing-*.parquet")
+    assert _error(str(tmp_path / "ref.parquet"), pattern) == f"error: no files match {pattern}"
+
+
+def test_mixed_schemas_name_the_file_and_the_columns(tmp_path: Path) -> None:
+    table = _table(50, 1)
+    _write(table, tmp_path / "ref.parquet")
+    _write(table, tmp_path / "cur" / "a.parquet")
+    _write(
+        table.drop_columns(["n"]).append_column("extra", pa.array([1.0] * 50)), tmp_path / "cur" / "b.parquet"
+    )
+    first = _error(str(tmp_path / "ref.parquet"), str(tmp_path / "cur"))
+    assert first == (
+        f"error: {tmp_path / 'cur' / 'b.parquet'} has column 'extra', which {tmp_path / 'cur' / 'a.parquet'} "
+        "has not and lacks column 'n'"
+    )
+    _write(table.set_column(0, "x", pa.array(["text"] * 50)), tmp_path / "cur" / "b.parquet")
+    second = _error(str(tmp_path / "ref.parquet"), str(tmp_path / "cur"))
+    assert second == (
+        f"error: column 'x' is numerical in {tmp_path / 'cur' / 'a.parquet'} but text in "
+        f"{tmp_path / 'cur' / 'b.parquet'}"
+    )
+
+
+def test_truncated_and_empty_files_in_a_folder_are_named(tmp_path: Path) -> None:
+    _write(_table(50, 1), tmp_path / "ref.parquet")
+    good = _write(_table(50, 2), tmp_path / "cur" / "a.parquet")
+    broken = tmp_path / "cur" / "b.parquet"
+    broken.write_bytes(good.read_bytes()[:-40])
+    assert _error(str(tmp_path / "ref.parquet"), str(tmp_path / "cur")).startswith(
+        f"error: cannot read {broken}: "
+    )
+    broken.unlink()
+    empty = tmp_path / "cur" / "c.csv"
+    empty.write_text("")
+    assert _error(str(tmp_path / "ref.parquet"), str(tmp_path / "cur")) == (
+        f"error: cannot read {empty}: the file is empty"
+    )
+    # A file with a header and no rows adds nothing, and is no error.
+    empty.write_text("x,n,colour\n")
+    assert _report(str(tmp_path / "ref.parquet"), str(tmp_path / "cur"))["rows_current"] == 50
+
+
+def test_bad_columns_are_listed_and_the_rest_is_reported(tmp_path: Path) -> None:
+    rows = 200
+    reference = _table(rows, 1).append_column("all_null_cur", pa.array(np.arange(rows, dtype=float)))
+    reference = reference.append_column("amount", pa.array(np.arange(rows, dtype=float)))
+    reference = reference.append_column("only_ref", pa.array(np.zeros(rows)))
+    current = _table(rows, 2).append_column("all_null_cur", pa.array([None] * rows, type=pa.float64()))
+    current = current.append_column("amount", pa.array(["12.5"] * (rows - 1) + ["twelve"]))
+    current = current.append_column("only_cur", pa.array(np.zeros(rows)))
+    _write(reference, tmp_path / "ref.csv")
+    _write(current, tmp_path / "cur.csv")
+    report = _report(str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"))
+    assert {f["name"] for f in report["features"]} == {"x", "n", "colour"}
+    assert {s["name"]: s["reason"] for s in report["skipped"]} == {
+        "all_null_cur": "no values in the current data (every row is missing)",
+        "amount": f"current: column 'amount' is numerical but holds 'twelve' (row {rows})",
+        "only_ref": "only in the reference, not in the current data",
+        "only_cur": "only in the current data, not in the reference",
+    }
+    colour = next(f for f in report["features"] if f["name"] == "colour")
+    assert colour["missing_ratio_reference"] > 0.15 and colour["missing_ratio_current"] > 0.15
+
+
+def test_columns_that_are_not_one_dimensional_are_skipped() -> None:
+    values = np.arange(20.0)
+    report = drift_report(
+        {"ok": values, "matrix": np.ones((20, 2)), "codes": np.ones((20, 3), dtype=np.int64)},
+        {"ok": values, "matrix": np.ones((20, 2)), "codes": np.ones((20, 3), dtype=np.int64)},
+        feature_types={"codes": "categorical"},
+    )
+    assert [f.name for f in report.features] == ["ok"]
+    assert {s.name: s.reason for s in report.skipped} == {
+        "matrix": "the reference column is not one-dimensional (shape (20, 2))",
+        "codes": "the reference column is not one-dimensional (shape (20, 3))",
+    }
+
+
+def test_prediction_logs_mixed_with_data_files_are_refused(tmp_path: Path) -> None:
+    from mlmon.instrument.prediction_log import PredictionLog
+
+    _write(_table(50, 1), tmp_path / "ref.parquet")
+    with PredictionLog(tmp_path / "logs" / "p.jsonl", model="m", version="1") as log:
+        log.log({"x": 1.0, "n": 2, "colour": "red"}, 0.5)
+    _write(_table(5, 3), tmp_path / "logs" / "other.csv")
+    assert _error(str(tmp_path / "ref.parquet"), str(tmp_path / "logs")).startswith(
+        f"error: {tmp_path / 'logs'} mixes prediction logs with other data files: "
+    )
+    (tmp_path / "logs" / "other.csv").unlink()
+    report = _report(str(tmp_path / "ref.parquet"), str(tmp_path / "logs" / "*.jsonl"))
+    assert report["rows_current"] == 1
+
+
+def test_reference_from_mlflow_artifacts(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:  # noqa: F811
+    from mlflow import MlflowClient
+
+    uri = mlflow_store[0]
+    reference = _write(_table(400, 1), tmp_path / "data" / "reference.parquet")
+    current = str(_write(_table(300, 2, shift=0.5), tmp_path / "cur.parquet"))
+    run_id = new_run(mlflow_store)
+    MlflowClient(uri).log_artifact(run_id, str(reference), artifact_path="data")
+    profile = tmp_path / "profile.json"
+    made = run_cli(
+        "profile",
+        str(reference),
+        "-m",
+        "m",
+        "-o",
+        str(profile),
+        "--log-to-mlflow",
+        run_id,
+        "--mlflow-uri",
+        uri,
+    )
+    assert made[0] == 0, made[2]
+    register(mlflow_store, "drift-model", run_id, "champion")
+    local_data = _report(str(reference), current)
+    local_profile = _report(str(profile), current)
+    assert _report(f"runs:/{run_id}/data/reference.parquet", current, "--mlflow-uri", uri) == local_data
+    assert _report(f"runs:/{run_id}", current, "--mlflow-uri", uri) == local_profile
+    assert _report("models:/drift-model@champion", current, "--mlflow-uri", uri) == local_profile
+    assert _error(f"runs:/{run_id}/data/nope.parquet", current, "--mlflow-uri", uri) == (
+        f"error: artifact 'data/nope.parquet' of MLflow run '{run_id}' not found in MLflow at {uri}"
+    )
+    assert _error(str(reference), f"runs:/{run_id}/data/reference.parquet").startswith(
+        "error: the current data cannot be an MLflow artifact"
+    )
+
+
+# -- the fast paths give the same numbers as the plain ones -----------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_encoded_text_columns_give_the_same_report_as_object_arrays(tmp_path: Path, suffix: str) -> None:
+    reference = _write(_table(700, 4), tmp_path / f"ref{suffix}")
+    current = _write(_table(500, 5, shift=0.2), tmp_path / f"cur{suffix}")
+    if suffix == ".parquet":  # row groups with dictionaries of their own, which the reader must unify
+        pq.write_table(_table(700, 4), reference, row_group_size=64)
+    plain = drift_report(read_table(reference), read_table(current))
+    encoded = drift_report(read_table(reference, encode_text=True), read_table(current, encode_text=True))
+    assert isinstance(read_table(reference, encode_text=True)["colour"], CategoryColumn)
+    assert encoded.to_dict() == plain.to_dict()
+    as_texts = np.asarray(read_table(reference, encode_text=True)["colour"])
+    assert as_texts.tolist() == read_table(reference)["colour"].tolist()
+
+
+@pytest.mark.parametrize("n", [141, 5_000, 10_001, 250_000, 2_000_000])
+def test_kstwo_sf_is_scipys_kstwo_sf(n: int) -> None:
+    # Every band of scipy's kolmogn: n*x**2 from 1e-4 to 1,000, across the series band [2.2, 370).
+    squares = [1e-4, 0.01, 0.5, 1.0, 2.19, 2.2, 2.3, 4.0, 9.0, 18.0, 50.0, 150.0, 369.0, 370.0, 1e3]
+    edges = [0.0, 0.5 / n, 1.5 / n, 0.4, 0.6, 1.0]
+    for statistic in [math.sqrt(square / n) for square in squares] + edges:
+        assert kstwo_sf(statistic, n) == pytest.approx(stats.kstwo.sf(statistic, n), rel=1e-12, abs=1e-15)
+
+
+def test_ks_p_value_between_the_fast_paths_equals_scipy() -> None:
+    # n*m/(n+m) * D**2 between 2.2 and 370: scipy's slowest region, where it sums the one-sided series.
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=30_000), rng.normal(size=20_000) + 0.035
+    ours = compare_sorted(np.sort(x), np.sort(y))
+    expected = stats.ks_2samp(x, y, method="auto")
+    assert 2.2 < 12_000 * expected.statistic**2 < 370
+    assert ours.ks_statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert ours.ks_p_value == pytest.approx(expected.pvalue, abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=60),
+    st.integers(min_value=2, max_value=100),
+)
+def test_sorted_quantiles_are_numpys_bit_for_bit(values: list[float], bins: int) -> None:
+    ordered = np.sort(np.array(values))
+    probabilities = np.arange(1, bins) / bins
+    with np.errstate(all="ignore"):
+        expected = np.quantile(ordered, probabilities, method="linear")
+        ours = sorted_quantiles(ordered, probabilities)
+    assert np.array_equal(ours, expected, equal_nan=True)
