@@ -488,8 +488,17 @@ def format_delta(cell: Cell, precision: int = 4) -> str:
     text = format_number(cell.delta, precision)
     text = text if text.startswith("-") else f"+{text}"
     if cell.delta_percent is not None:
-        text += f" ({cell.delta_percent:+.1f}%)"
+        text += f" ({format_percent(cell.delta_percent)})"
     return text
+
+
+def format_percent(percent: float) -> str:
+    """One decimal, as ``+3.4%``; a change too small for that keeps two significant digits (``-0.026%``)
+    rather than reading as no change (``-0.0%``)."""
+    if percent != 0 and abs(percent) < 0.05 and math.isfinite(percent):
+        decimals = 1 - math.floor(math.log10(abs(percent)))
+        return f"{percent:+.{decimals}f}%"
+    return f"{percent:+.1f}%"
 
 
 def format_duration(seconds: float | None) -> str:

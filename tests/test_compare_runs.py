@@ -850,3 +850,15 @@ def test_requests_one_search_page_and_one_history_request_per_metric(mlflow_serv
     assert source.reader._history(runs.better, "rmse") == [0.8, 0.5, 0.4]
     with pytest.raises(EndpointMissing):
         source.reader.tracking.get("metrics/no-such-endpoint", {}, what="nothing")
+
+
+def test_small_changes_keep_two_significant_digits_in_percent() -> None:
+    from mlmon.compare import format_percent
+
+    assert [format_percent(p) for p in (3.44, -0.0256, 0.0, 100.0, -0.00001234)] == [
+        "+3.4%",
+        "-0.026%",
+        "+0.0%",
+        "+100.0%",
+        "-0.000012%",
+    ]
