@@ -665,8 +665,10 @@ def test_tls_is_verified_against_the_system_or_a_given_ca(
     error = raises(lambda: tls.client(ca_file=str(tmp_path / "missing.pem")))
     assert error.message == f"cannot read the CA file {tmp_path / 'missing.pem'} (No such file or directory)"
     (tmp_path / "junk.pem").write_text("not a certificate\n")
-    error = raises(lambda: tls.client(ca_file=str(tmp_path / "junk.pem")).query("up"))
-    assert error.message.startswith(f"cannot reach Prometheus at {tls.url} (TLS: ")
+    # A file that holds no certificate is refused when the client is made, before any request.
+    error = raises(lambda: tls.client(ca_file=str(tmp_path / "junk.pem")))
+    assert error.message.startswith(f"cannot read the CA file {tmp_path / 'junk.pem'} (")
+    assert "no certificate" in error.message
 
 
 # A real Prometheus
