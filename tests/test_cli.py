@@ -275,3 +275,15 @@ def test_init_asks_on_a_terminal_and_writes_the_answers(tmp_path: Path) -> None:
     assert model.targets == ("127.0.0.1:9100", "127.0.0.1:9101")
     assert [(f.name, f.type) for f in model.features] == [("amount", "numerical"), ("country", "categorical")]
     assert (tmp_path / "monitoring" / "prometheus" / "prometheus.yml").exists()
+
+
+def test_styled_text_colours_cuts_and_strips_terminal_escapes() -> None:
+    from mlmon.cli.output import styled_text
+
+    lines = [[("model ", "bold"), ("evil\x1b[2J\nname", ""), ("  CRIT", "bold red")]]
+    plain = styled_text(lines, colour=False, width=None)
+    assert plain == "model evil [2J name  CRIT\n"
+    coloured = styled_text(lines, colour=True, width=None)
+    assert coloured == "\x1b[1mmodel \x1b[0mevil [2J name\x1b[1;31m  CRIT\x1b[0m\n"
+    assert "\x1b[2J" not in coloured
+    assert styled_text(lines, colour=False, width=10) == "model evi…\n"

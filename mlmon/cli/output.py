@@ -50,6 +50,43 @@ def plain_stdout() -> bool:
     return not sys.stdout.isatty() and not os.environ.get("FORCE_COLOR")
 
 
+# Styled lines without rich, for views that must be quick to lay out (`mlmon status` over many models): a
+# line is a list of (text, style) spans.
+Span = tuple[str, str]
+_ANSI = {"bold": "1", "dim": "2", "green": "32", "yellow": "33", "red": "31", "bold red": "1;31"}
+_CONTROL = str.maketrans({c: " " for c in [*map(chr, range(32)), *map(chr, range(127, 160))]})
+
+
+def stdout_colour() -> bool:
+    """Colour only on a terminal that can show it; NO_COLOR wins, FORCE_COLOR forces it."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def styled_text(lines: list[list[Span]], *, colour: bool, width: int | None) -> str:
+    """The lines as text: control characters from servers or users become spaces (no terminal escapes get
+    through), each line is cut to ``width`` with an ellipsis, and styles become ANSI codes if ``colour``."""
+    out = []
+    for spans in lines:
+        room = width if width is not None else -1
+        parts = []
+        for text, style in spans:
+            text = text.translate(_CONTROL)
+            if room >= 0:
+                if len(text) > room:
+                    text = text[: max(0, room - 1)] + "…"
+                room -= len(text)
+            code = _ANSI.get(style, "") if colour else ""
+            parts.append(f"\x1b[{code}m{text}\x1b[0m" if code and text else text)
+            if room == 0:
+                break
+        out.append("".join(parts).rstrip() + "\n")
+    return "".join(out)
+
+
 def escape(text: object) -> str:
     from rich.markup import escape as rich_escape
 
