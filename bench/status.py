@@ -387,13 +387,10 @@ def run_cases(
 
 def in_process(spec: Any, prometheus_url: str, runs: int, timeout: float) -> dict[str, Any]:
     """gather_status timed in-process, request by request, and the time to turn the report into output."""
-    import io
     import json
 
-    from rich.console import Console
-
     from mlmon import promapi
-    from mlmon.cli.status import _view
+    from mlmon.cli.status import _screen
     from mlmon.status import gather_status
 
     timings: list[tuple[str, float]] = []
@@ -426,7 +423,7 @@ def in_process(spec: Any, prometheus_url: str, runs: int, timeout: float) -> dic
         json.dumps(report.to_json(), indent=2)
         render_json.append(time.perf_counter() - start)
         start = time.perf_counter()
-        Console(file=io.StringIO(), width=160, no_color=True).print(_view(report))
+        _screen(report)
         render_view.append(time.perf_counter() - start)
     assert report is not None and report.prometheus.ok, report and report.prometheus
     return {
@@ -566,7 +563,7 @@ def measure(
     for route, seconds in sorted(inside["routes"].items()):
         print(f"| - request {route} (round trip, body read) | {ms(seconds)} |")
     print(f"| report to JSON text | {ms(inside['json'])} |")
-    print(f"| report to the human view (rich) | {ms(inside['view'])} |")
+    print(f"| report to the terminal view | {ms(inside['view'])} |")
 
     print("\n### Heaviest top-level imports of one `mlmon status --json` run (python -X importtime)\n")
     print("| module | cumulative ms |")
