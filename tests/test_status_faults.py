@@ -235,7 +235,9 @@ def status(
     return code, json.loads(out), out, err
 
 
-def human_view(fake: FakePrometheus, tmp_path: Path) -> tuple[int, str, str]:
+def human_view(
+    fake: FakePrometheus, tmp_path: Path, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run `mlmon status` (the terminal view, which also asks for the sparklines) with the spec status()
     wrote: (exit code, stdout, stderr)."""
     code, out, err = run_cli(
@@ -249,6 +251,7 @@ def human_view(fake: FakePrometheus, tmp_path: Path) -> tuple[int, str, str]:
         "--timeout",
         "1",
         cwd=tmp_path,
+        env=env,
     )
     assert "Traceback" not in out + err
     return code, out, err
@@ -432,17 +435,8 @@ def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
     assert (check_of(b, "accuracy")["value"], check_of(b, "accuracy")["verdict"]) == (None, "WARN")
 
     # The human view prints the same values without crashing.
-    code, view, err = run_cli(
-        "status",
-        "--spec",
-        str(tmp_path / "mlmon.yaml"),
-        "--prometheus-url",
-        fake.url,
-        "--mlflow-uri",
-        f"sqlite:///{tmp_path / 'missing.db'}",
-        cwd=tmp_path,
-    )
-    assert code == 0 and "Traceback" not in view + err
+    code, view, err = human_view(fake, tmp_path)
+    assert code == 0
     assert re.search(r"latency_p99\s+inf\s+1\s+CRIT", view), view
     assert re.search(r"feature_psi income\s+nan\s+0\.1\s+NO DATA", view), view
 
@@ -595,17 +589,7 @@ def test_basic_auth_reaches_the_server_and_the_password_is_never_shown(
         for text in (out, err):
             assert PASSWORD not in text and secret_header not in text
     # The human view, too.
-    code, view, err = run_cli(
-        "status",
-        "--spec",
-        str(tmp_path / "mlmon.yaml"),
-        "--prometheus-url",
-        fake.url,
-        "--mlflow-uri",
-        f"sqlite:///{tmp_path / 'missing.db'}",
-        cwd=tmp_path,
-        env=env,
-    )
+    code, view, err = human_view(fake, tmp_path, env)
     assert code == 1 and "HTTP 502" in err
     assert PASSWORD not in view + err and header.split(" ", 1)[1] not in view + err
 
