@@ -533,6 +533,12 @@ def measure(
                 [*status, "--json", "--mlflow-uri", store],
             )
         )
+        cases.append(
+            (
+                f"mlmon status, human view (MLflow sqlite store, {options.models} models)",
+                [*status, "--mlflow-uri", store],
+            )
+        )
     print(f"timing {len(cases)} cases, {options.runs} runs each ...", file=sys.stderr)
     times, counted = run_cases(cases, options.runs, tmp, url)
     inside = in_process(spec, url, options.runs, options.timeout)
