@@ -55,6 +55,9 @@ WINDOW = "5m"
 MIN_DRIFT_SAMPLES = 200
 DRIFT_FOR = "5s"
 DRIFTED_FEATURES = ("income", "debt_ratio")
+# The demo's Alertmanager groups with group_wait 1s and group_interval 10s: every firing alert reaches the
+# webhook within about 12 s of firing.
+ALERT_DELIVERY_SECONDS = 20
 VERDICT_ORDER = ("OK", "NO DATA", "WARN", "CRIT")
 
 
@@ -662,7 +665,17 @@ def _run_live(
                     "`mlmon status` is not available in this version of mlmon; showing Prometheus' numbers"
                 )
         if webhook is not None:
-            wait_for(lambda: True if webhook.alerts() else None, 5, group)
+            say.step("waiting for Alertmanager to deliver the firing alerts")
+            firing = {(a["name"], a["feature"]) for a in result.alerts_firing}
+
+            def all_delivered() -> bool | None:
+                got = {
+                    (d["name"], d["feature"]) for d in _delivered(webhook.alerts()) if d["status"] == "firing"
+                }
+                return True if firing <= got else None
+
+            # Alerts that join a group after its first notification go out one group_interval (10 s) later.
+            wait_for(all_delivered, ALERT_DELIVERY_SECONDS, group)
             result.alerts_delivered = _delivered(webhook.alerts())
         with _timed(timings, "compare_runs"):
             result.compare = finish_mlmon(compare)
