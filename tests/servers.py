@@ -85,14 +85,16 @@ def mlflow_server_binary() -> str | None:
     import sys
 
     binary = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-    if not Path(binary).exists() or importlib.util.find_spec("flask") is None:
+    servable = importlib.util.find_spec("flask") is not None and importlib.util.find_spec("mlflow.server")
+    if not Path(binary).exists() or not servable:
         return None
     return binary
 
 
 @contextmanager
-def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
-    """A real `mlflow server --workers 1` on a free loopback port over ``store_uri``; yields its URL.
+def mlflow_server_started(binary: str, store_uri: str, workdir: Path) -> Iterator[tuple[str, Path]]:
+    """Start a real `mlflow server --workers 1` on a free loopback port over ``store_uri`` and yield (its URL,
+    its log) at once: it takes seconds to boot, which a caller may spend on other work first.
 
     It runs in its own process group (its uvicorn worker is a child), stopped by the pid started here; the
     job runner is switched off, since its workers would outlive the server."""
@@ -101,7 +103,6 @@ def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = workdir / "mlflow-server.log"
     args = [
         binary, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
@@ -113,8 +114,7 @@ def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
             args, stdout=sink, stderr=subprocess.STDOUT, cwd=workdir, env=env, start_new_session=True
         )
     try:
-        poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 90, "mlflow server", log)
-        yield url
+        yield f"http://127.0.0.1:{port}", log
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -122,3 +122,15 @@ def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
+
+
+def wait_for_mlflow(url: str, log: Path) -> None:
+    poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 90, "mlflow server", log)
+
+
+@contextmanager
+def mlflow_server(binary: str, store_uri: str, workdir: Path) -> Iterator[str]:
+    """A real `mlflow server` (see :func:`mlflow_server_started`), yielded once it answers."""
+    with mlflow_server_started(binary, store_uri, workdir) as (url, log):
+        wait_for_mlflow(url, log)
+        yield url

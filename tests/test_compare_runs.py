@@ -8,9 +8,6 @@ import http.server
 import importlib.util
 import json
 import math
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +19,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-import requests
 from typer.testing import CliRunner
 
 from mlmon.cli import app
@@ -42,7 +38,7 @@ from mlmon.compare import (
 )
 from mlmon.mlflow_rest import EndpointMissing
 from tests.conftest import REQUIRE_TOOLS
-from tests.servers import free_port, poll
+from tests.servers import free_port, mlflow_server_binary, mlflow_server_started, wait_for_mlflow
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "200"}
 T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in milliseconds
@@ -695,7 +691,6 @@ def test_start_up_does_not_import_mlflow() -> None:
 @dataclass(frozen=True)
 class ServerProcess:
     url: str
-    process: subprocess.Popen[bytes]
     log: Path
     store_uri: str  # the server's own sqlite store, which MLflow's client can open directly
 
@@ -704,42 +699,16 @@ class ServerProcess:
 def mlflow_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess | None]:
     """Start `mlflow server` as the module begins: it takes ~15 s to boot, time the sqlite tests overlap.
 
-    The job runner (huey consumers) is switched off: it is not needed, and its workers outlive a SIGTERM to
-    the server. The server runs in its own process group, stopped by the pid this fixture started.
+    It is stopped by the process id tests.servers started (see mlflow_server_started).
     """
-    binary = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-    if not Path(binary).exists() or not _has_server():
+    binary = mlflow_server_binary()
+    if binary is None:
         yield None
         return
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = root / "server.log"
-    args = [
-        binary, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--default-artifact-root", (root / "artifacts").as_uri(),
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            args, stdout=sink, stderr=subprocess.STDOUT, cwd=root, env=env, start_new_session=True
-        )
-    try:
-        yield ServerProcess(f"http://127.0.0.1:{port}", process, log, f"sqlite:///{root / 'mlflow.db'}")
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # its own group: the uvicorn worker goes too
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-
-
-def _has_server() -> bool:
-    return (
-        importlib.util.find_spec("mlflow.server") is not None
-        and importlib.util.find_spec("flask") is not None
-    )
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    with mlflow_server_started(binary, store, root) as (url, log):
+        yield ServerProcess(url, log, store)
 
 
 @dataclass(frozen=True)
@@ -760,7 +729,7 @@ def mlflow_server(
             pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
         pytest.skip(message)
     url, log = mlflow_server_process.url, mlflow_server_process.log
-    poll(lambda: True if requests.get(f"{url}/health", timeout=2).ok else None, 60, "mlflow server", log)
+    wait_for_mlflow(url, log)
     runs = fill_store(url, tmp_path_factory.mktemp("server-artifacts"))
     return ServerStore(url, mlflow_server_process.store_uri, runs)
 

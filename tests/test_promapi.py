@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,10 +109,10 @@ def _handler(fake: FakePrometheus) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def fake() -> Iterator[FakePrometheus]:
-    # Port 0: the kernel picks a free port at bind time, so no other process can take it in between.
-    fake = FakePrometheus("")
+@contextmanager
+def serving(fake: FakePrometheus) -> Iterator[FakePrometheus]:
+    """Serve ``fake`` on 127.0.0.1. Port 0: the kernel picks a free port at bind time, so no other process
+    can take it in between."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -122,6 +123,12 @@ def fake() -> Iterator[FakePrometheus]:
         fake.stop.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePrometheus]:
+    with serving(FakePrometheus("")) as served:
+        yield served
 
 
 def vector(*series: dict[str, Any]) -> dict[str, Any]:

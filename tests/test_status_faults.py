@@ -14,7 +14,6 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from mlmon import rules
 from mlmon.spec import spec_from_dict
 from mlmon.status import CHECK_LABEL, WINDOW_LABEL
 from tests.conftest import run_cli
-from tests.test_promapi import Answer, FakePrometheus, Request, _handler, vector
+from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
 
 WINDOW = "1h"  # drift and feedback window of every model here
 FEATURES = ("income", "age", "region")
@@ -181,17 +180,8 @@ class StatusServer:
 
 @pytest.fixture
 def fake() -> Iterator[FakePrometheus]:
-    fake = FakePrometheus("")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.stop.set()
-        server.shutdown()
-        server.server_close()
+    with serving(FakePrometheus("")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
