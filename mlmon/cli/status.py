@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# All of Prometheus' answers together within little more than one timeout: a slow server makes status slow
+# once, not once per question.
+PROMETHEUS_BUDGET_FACTOR = 1.5
 VERDICT_STYLE = {"OK": "green", "WARN": "yellow", "CRIT": "bold red", "NO DATA": "dim"}
 PER_FEATURE = ("feature_psi", "missing_ratio")
 FEATURES_SHOWN = 3  # healthy features shown per check; the rest are counted
@@ -73,7 +76,9 @@ def status_command(
     timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds to wait for Prometheus (all its answers) and for each MLflow call.", min=0.1
+            help="Seconds to wait for each answer from Prometheus or an MLflow server; Prometheus' answers "
+            "together get at most 1.5 times this.",
+            min=0.1,
         ),
     ] = 5.0,
 ) -> None:
@@ -143,9 +148,7 @@ def _gather(
         ca_file=str(ca_file) if ca_file else None,
         verify_tls=not insecure,
         timeout=timeout,
-        # All of Prometheus' answers together within little more than one timeout: a slow server makes
-        # status slow once, not once per question.
-        budget=timeout * 1.5,
+        budget=timeout * PROMETHEUS_BUDGET_FACTOR,
     ) as client:
         return gather_status(
             spec,
