@@ -213,23 +213,12 @@ class PrometheusClient:
         authorization = self.credentials.authorization()
         if authorization:
             self._headers["Authorization"] = authorization
-        context = ssl.create_default_context()
-        if not verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif ca_file is not None:
-            try:
-                context.load_verify_locations(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
-                raise PrometheusError(
-                    f"cannot read the CA file {ca_file} ({reason})",
-                    "give a PEM file of the certificate authorities that signed Prometheus' certificate",
-                ) from None
         # No redirects are followed: a redirect would carry the credentials to another place.
-        self._opener = urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=context), _NoRedirect()
-        )
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if self.url.lower().startswith("https:"):
+            # Only for https: loading the system's certificate authorities takes most of a tenth of a second.
+            handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_file, verify_tls)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
         return f"PrometheusClient(url={self.url!r}, credentials={self.credentials!r}, timeout={self.timeout})"
@@ -399,6 +388,23 @@ class _TooSlow(Exception):
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx answer is then reported as it is
+
+
+def _tls_context(ca_file: str | None, verify_tls: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
+            raise PrometheusError(
+                f"cannot read the CA file {ca_file} ({reason})",
+                "give a PEM file of the certificate authorities that signed Prometheus' certificate",
+            ) from None
+    return context
 
 
 def _read_before(response: HTTPResponse | urllib.error.HTTPError, deadline: float) -> str:
