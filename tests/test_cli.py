@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mlmon.cli import app
@@ -287,3 +289,40 @@ def test_styled_text_colours_cuts_and_strips_terminal_escapes() -> None:
     assert coloured == "\x1b[1mmodel \x1b[0mevil [2J name\x1b[1;31m  CRIT\x1b[0m\n"
     assert "\x1b[2J" not in coloured
     assert styled_text(lines, colour=False, width=10) == "model evi…\n"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_json_text_is_the_same_json_as_json_dumps(value: object) -> None:
+    from mlmon.cli.output import json_text
+
+    text = json_text(value)
+    assert json.loads(text, parse_constant=str) == json.loads(json.dumps(value), parse_constant=str)
+
+
+def test_json_text_puts_each_innermost_object_on_one_line() -> None:
+    from mlmon.cli.output import json_text
+
+    report = {"name": "m", "checks": [{"name": "psi", "value": 0.5}, {"name": "é", "tags": []}], "empty": {}}
+    assert json_text(report) == (
+        "{\n"
+        '  "name": "m",\n'
+        '  "checks": [\n'
+        '    {"name": "psi", "value": 0.5},\n'
+        '    {"name": "é", "tags": []}\n'
+        "  ],\n"
+        '  "empty": {}\n'
+        "}"
+    )
+    assert json_text({1: {"x": [Path("/p")]}, None: [float("nan")]}) == (
+        '{\n  "1": {\n    "x": ["/p"]\n  },\n  "null": [NaN]\n}'
+    )
