@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +29,8 @@ from mlmon.registry import RegistryLookup, RegistryState
 from mlmon.spec import ModelSpec, Spec, Thresholds, duration_seconds
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from mlmon.promapi import PrometheusClient, Sample, Series
 
 SCHEMA_VERSION = 1
@@ -379,27 +381,63 @@ class _Answers:
         return {model for (check, _, model) in self.values if check == "served_version" and model}
 
 
-def _ask(client: PrometheusClient, plan: _Plan) -> _Answers:
-    """Send the joined query; if Prometheus refuses it, ask part by part so that one bad part (a rule
+# Checks with a series per feature: each is asked in a query of its own, sent with the others at once.
+# Joined with `or` into one query they cost Prometheus more than apart: `or` matches every series of its
+# left side against the right one, so a chain of parts re-reads the first parts' series again and again
+# (50 models x 20 features: about 200 ms joined, about 30 ms as four concurrent queries). Grouped by check,
+# not by window, so that the number of requests stays four however many windows the spec has.
+PER_FEATURE_CHECKS = ("feature_psi", "feature_observations", "missing_ratio")
+_Part = tuple[_Question, str]
+_Refused = dict[tuple[str, str], str]
+
+
+def _query_groups(plan: _Plan) -> list[list[_Part]]:
+    per_feature: dict[str, list[_Part]] = {check: [] for check in PER_FEATURE_CHECKS}
+    rest: list[_Part] = []
+    for part in plan.parts:
+        per_feature.get(part[0].check, rest).append(part)
+    return [group for group in (rest, *per_feature.values()) if group]
+
+
+def _ask(client: PrometheusClient, plan: _Plan, pool: Executor) -> Callable[[], _Answers]:
+    """Send the plan's queries (see PER_FEATURE_CHECKS) on ``pool``; the returned function waits for them
+    and gathers the answers (the first failure of a server, not of a query, is raised from it)."""
+    asked = [pool.submit(_ask_group, client, group) for group in _query_groups(plan)]
+
+    def answers() -> _Answers:
+        gathered = _Answers()
+        for future in asked:
+            samples, refused = future.result()
+            gathered.add(samples)
+            plan.unanswerable.update(refused)
+        return gathered
+
+    return answers
+
+
+def _ask_group(client: PrometheusClient, parts: list[_Part]) -> tuple[list[Sample], _Refused]:
+    """One query joining ``parts``; if Prometheus refuses it, part by part, so that one bad part (a rule
     renamed by hand, say) costs only its own check."""
     from mlmon.promapi import PrometheusError
 
-    answers = _Answers()
-    joined = "\nor\n".join(_tagged(expr, q.check, q.window) for q, expr in plan.parts)
     try:
-        answers.add(client.query(joined))
-        return answers
+        return client.query("\nor\n".join(_tagged(expr, q.check, q.window) for q, expr in parts)), {}
     except PrometheusError as exc:
         if not _is_query_error(exc):
             raise
-    for q, expr in plan.parts:
+        if len(parts) == 1:
+            q = parts[0][0]
+            return [], {(q.check, q.window): f"Prometheus refused the query: {exc.message}"}
+    samples: list[Sample] = []
+    refused: _Refused = {}
+    for q, expr in parts:
         try:
-            answers.add(client.query(_tagged(expr, q.check, q.window)))
+            samples += client.query(_tagged(expr, q.check, q.window))
         except PrometheusError as exc:
             if not _is_query_error(exc):
                 raise
-            plan.unanswerable[(q.check, q.window)] = f"Prometheus refused the query: {exc.message}"
-    return answers
+            refused[(q.check, q.window)] = f"Prometheus refused the query: {exc.message}"
+    return samples, refused
 
 
 def _is_query_error(exc: MlmonError) -> bool:
@@ -684,57 +722,67 @@ def gather_status(
     """Ask Prometheus and the registry about every model of ``spec`` (or, without one, every model
     Prometheus knows), and judge each check. A backend that fails is marked, not fatal. ``history`` asks
     for the sparklines' range query (the JSON has no sparklines, so it does not)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from mlmon.promapi import PrometheusError
 
     models = list(spec.models) if spec else []
+    if spec is not None:
+        models = _only(models, only)  # the spec names every model: an unknown name fails before any request
     answers, alerts, sparklines = _Answers(), {}, {}
     plan = _Plan([], {})
     prom_state = BackendState(
         prometheus_url, ok=prometheus is not None, error=None if prometheus else "not asked"
     )
-    if prometheus is not None:
-        try:
-            loaded = prometheus.rule_names("record")
-            if not models:
-                windows = _windows_from_rules(loaded) or (Thresholds.drift_window,)
-                discovery = _plan(windows, loaded)
-                answers = _ask(prometheus, discovery)
-                found = answers.models()
-                # Without a spec: the models Prometheus knows from mlmon_model_info, default thresholds, and
-                # the first recorded window for both drift and feedback.
-                models = [
-                    ModelSpec(
-                        n, n, thresholds=Thresholds(drift_window=windows[0], feedback_window=windows[0])
-                    )
-                    for n in sorted(found)
-                ]
-                plan = discovery
-            else:
-                spec_windows = {
-                    w for m in models for w in (m.thresholds.drift_window, m.thresholds.feedback_window)
-                }
-                plan = _plan(spec_windows, loaded)
-                answers = _ask(prometheus, plan)
-            alerts = _alerts(prometheus)
-            selected = [m for m in models if m.name in only] if only else models
-            if selected and history:
-                sparklines = _history(prometheus, selected, loaded, window)
-        except PrometheusError as exc:
-            prom_state = BackendState(prometheus_url, ok=False, error=exc.message, hint=exc.hint)
-    if only:
-        unknown = [n for n in only if n not in {m.name for m in models}]
-        if unknown and (spec is not None or prom_state.ok):
-            known = ", ".join(m.name for m in models) or "none"
-            raise MlmonError(f"no model named {', '.join(map(repr, unknown))}", f"known models: {known}")
-        models = [m for m in models if m.name in only]
-
     registry_states: Mapping[str, RegistryState | str] = {}
     mlflow_state = BackendState(mlflow_uri, ok=registry is not None, error=None if registry else "not asked")
-    if registry is not None and models:
-        try:
-            registry_states = registry(models)
-        except MlmonError as exc:
-            mlflow_state = BackendState(mlflow_uri, ok=False, error=exc.message, hint=exc.hint)
+    # The questions that do not depend on each other's answers go out together: Prometheus evaluates the
+    # queries side by side and answers the alerts and the range query meanwhile, and the registry is read.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        from_registry: Future[Mapping[str, RegistryState | str]] | None = None
+        if registry is not None and models:
+            from_registry = pool.submit(registry, models)
+        if prometheus is not None:
+            try:
+                loaded = prometheus.rule_names("record")
+                if not models:
+                    windows = _windows_from_rules(loaded) or (Thresholds.drift_window,)
+                    plan = _plan(windows, loaded)
+                    # Without a spec: the models Prometheus knows from mlmon_model_info, default thresholds,
+                    # and the first recorded window for both drift and feedback.
+                    answers = _ask(prometheus, plan, pool)()
+                    models = [
+                        ModelSpec(
+                            n, n, thresholds=Thresholds(drift_window=windows[0], feedback_window=windows[0])
+                        )
+                        for n in sorted(answers.models())
+                    ]
+                    models = _only(models, only)
+                    if registry is not None and models:
+                        from_registry = pool.submit(registry, models)
+                    asked = None
+                else:
+                    spec_windows = {
+                        w for m in models for w in (m.thresholds.drift_window, m.thresholds.feedback_window)
+                    }
+                    plan = _plan(spec_windows, loaded)
+                    asked = _ask(prometheus, plan, pool)
+                from_alerts = pool.submit(_alerts, prometheus)
+                from_history = None
+                if history and models:
+                    from_history = pool.submit(_history, prometheus, models, loaded, window)
+                if asked is not None:
+                    answers = asked()
+                alerts = from_alerts.result()
+                if from_history is not None:
+                    sparklines = from_history.result()
+            except PrometheusError as exc:
+                prom_state = BackendState(prometheus_url, ok=False, error=exc.message, hint=exc.hint)
+        if from_registry is not None:
+            try:
+                registry_states = from_registry.result()
+            except MlmonError as exc:
+                mlflow_state = BackendState(mlflow_uri, ok=False, error=exc.message, hint=exc.hint)
 
     statuses = []
     for model in models:
@@ -782,6 +830,17 @@ def gather_status(
             )
         )
     return StatusReport(datetime.now(timezone.utc), window, prom_state, mlflow_state, tuple(statuses))
+
+
+def _only(models: list[ModelSpec], only: Sequence[str]) -> list[ModelSpec]:
+    """The models named in ``only`` (all without it); a name that is not among them is an error."""
+    if not only:
+        return models
+    unknown = [n for n in only if n not in {m.name for m in models}]
+    if unknown:
+        known = ", ".join(m.name for m in models) or "none"
+        raise MlmonError(f"no model named {', '.join(map(repr, unknown))}", f"known models: {known}")
+    return [m for m in models if m.name in only]
 
 
 def threshold_text(value: float | None) -> str:

@@ -12,6 +12,7 @@ import base64
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import yaml
 
 from mlmon import rules
 from mlmon.spec import spec_from_dict
-from mlmon.status import CHECK_LABEL, WINDOW_LABEL
+from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL
 from tests.conftest import run_cli
 from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
 
@@ -59,6 +60,8 @@ HEALTHY: dict[str, str] = {
     "f1": "0.8",
 }
 PER_FEATURE = {"feature_psi", "feature_observations", "missing_ratio"}
+# The instant queries of one run: each per-feature check in a query of its own, every other check joined.
+QUERIES = 1 + len(PER_FEATURE_CHECKS)
 WINDOWED = PER_FEATURE | {
     "prediction_psi",
     "prediction_observations",
@@ -301,14 +304,16 @@ def test_server_error_marks_prometheus_down_and_check_exits_1(
         "request_rate": "Prometheus unreachable",
         "targets_up": "Prometheus unreachable",
     }
-    # One request per question and no retry: the rules, then the query that failed.
-    assert server.paths() == ["/api/v1/rules", QUERY]
+    # One request per question and no retry: the rules first, then the queries (all failed) and the alerts
+    # sent alongside them.
+    assert server.paths()[0] == "/api/v1/rules"
+    assert Counter(server.paths()) == {"/api/v1/rules": 1, QUERY: QUERIES, "/api/v1/alerts": 1}
 
     fake.requests.clear()
     code, report, _, err = status(fake, tmp_path, ["a"], "--check", mlflow_uri=mlflow_store)
     assert code == 1
     assert "cannot check the models" in err and "HTTP 502" in err
-    assert server.paths() == ["/api/v1/rules", QUERY]
+    assert Counter(server.paths()) == {"/api/v1/rules": 1, QUERY: QUERIES, "/api/v1/alerts": 1}
 
 
 def test_server_error_with_mlflow_also_missing_exits_1_with_both_reasons(
@@ -347,7 +352,8 @@ def test_a_server_that_does_not_answer_in_time_gives_a_clear_error_not_a_hang(
     assert report["prometheus"]["ok"] is False
     assert report["prometheus"]["error"] == f"cannot reach Prometheus at {fake.url} (no answer within 0.5 s)"
     assert "no answer within 0.5 s" in err
-    assert server.paths()[-1] == slow_path and server.paths().count(slow_path) == 1
+    # Nothing asked twice: one rules request, or each query once.
+    assert server.paths().count(slow_path) == (1 if slow_path == "/api/v1/rules" else QUERIES)
 
 
 @pytest.mark.parametrize(
@@ -502,13 +508,19 @@ def test_a_refused_joined_query_is_asked_part_by_part_and_only_refused_parts_are
     _, report, _, err = status(fake, tmp_path, ["a", "b"])
     assert report["prometheus"]["ok"] is True, err
 
-    queries = [r.form["query"][0] for r in fake.requests if r.path == QUERY]
-    joined, parts = tags(queries[0]), [tags(q) for q in queries[1:]]
-    assert len(joined) > 10  # every check in one query first
-    # Then one request per part, each part alone, in the same order: nothing asked twice, nothing skipped.
-    assert all(len(p) == 1 for p in parts)
-    assert [p[0] for p in parts] == joined
-    assert server.paths() == ["/api/v1/rules"] + [QUERY] * (1 + len(joined)) + ["/api/v1/alerts"]
+    queries = [tags(r.form["query"][0]) for r in fake.requests if r.path == QUERY]
+    first, retried = queries[:QUERIES], queries[QUERIES:]
+    # Every check asked once in the first round: the per-feature checks alone, the others joined.
+    asked = [part for query in first for part in query]
+    assert len(asked) == len(set(asked)) > 10
+    assert sorted(query[0][0] for query in first if len(query) == 1) == sorted(PER_FEATURE_CHECKS)
+    [joined] = [query for query in first if len(query) > 1]
+    assert ("latency_p99", "") in joined
+    # The refused joined query is then asked part by part, each part alone and once, in the same order;
+    # feature_psi's query had no other part and is not asked again.
+    assert all(len(part) == 1 for part in retried)
+    assert [part[0] for part in retried] == joined
+    assert Counter(server.paths()) == {"/api/v1/rules": 1, QUERY: QUERIES + len(joined), "/api/v1/alerts": 1}
 
     for name in ("a", "b"):
         model = model_of(report, name)
@@ -540,14 +552,19 @@ def test_the_number_of_requests_does_not_grow_with_the_models(
     assert report["prometheus"]["ok"] is True, err
     assert [m["verdict"] for m in report["models"]] == ["OK"] * count
     # JSON has no sparklines, so no range query.
-    assert server.paths() == ["/api/v1/rules", QUERY, "/api/v1/alerts"]
-    # The joined query asks for all models at once: no model's name is in it.
-    [joined] = [r.form["query"][0] for r in fake.requests if r.path == QUERY]
-    assert not any(name in joined for name in models)
+    assert Counter(server.paths()) == {"/api/v1/rules": 1, QUERY: QUERIES, "/api/v1/alerts": 1}
+    # The queries ask for all models at once: no model's name is in them.
+    queries = [r.form["query"][0] for r in fake.requests if r.path == QUERY]
+    assert not any(name in query for name in models for query in queries)
     fake.requests.clear()
     code, _, err = human_view(fake, tmp_path)
     assert code == 0, err
-    assert server.paths() == ["/api/v1/rules", QUERY, "/api/v1/alerts", "/api/v1/query_range"]
+    assert Counter(server.paths()) == {
+        "/api/v1/rules": 1,
+        QUERY: QUERIES,
+        "/api/v1/alerts": 1,
+        "/api/v1/query_range": 1,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -563,7 +580,7 @@ def test_basic_auth_reaches_the_server_and_the_password_is_never_shown(
     env = {"MLMON_PROMETHEUS_USERNAME": "alice", "MLMON_PROMETHEUS_PASSWORD": PASSWORD}
     code, report, out, err = status(fake, tmp_path, ["a"], env=env)
     assert report["prometheus"]["ok"] is True, err
-    assert len(fake.requests) == 3  # rules, the joined query, alerts
+    assert len(fake.requests) == 2 + QUERIES  # rules, the queries, alerts
     assert {r.headers.get("Authorization") for r in fake.requests} == {header}
 
     # A proxy that fails and echoes the request, credentials included, into its error page.
