@@ -462,6 +462,13 @@ def main() -> None:
         "--patience", type=float, default=300, help="seconds to wait for the rules to cover every feature"
     )
     parser.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="keep the stack up this long before timing (to profile `mlmon status` by hand against it)",
+    )
     options = parser.parse_args()
 
     from mlmon.spec import spec_from_dict
@@ -487,6 +494,13 @@ def main() -> None:
                 coverage = wait_for_rules(url, options.models, options.features, options.patience)
                 models.paused.set()
                 quiet_down(config, url, options.interval)
+                if options.hold:
+                    print(
+                        f"holding for {options.hold:.0f} s: mlmon status --spec {tmp / 'mlmon.yaml'} "
+                        f"--prometheus-url {url} --mlflow-uri {store or missing_store}",
+                        file=sys.stderr,
+                    )
+                    time.sleep(options.hold)
                 measure(options, spec, url, tmp, missing_store, store, coverage)
 
 
