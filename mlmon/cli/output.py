@@ -103,15 +103,20 @@ def print_json(data: Any) -> None:
 # tenth of a second for `mlmon status --json` on 50 models. The encoder is made once (``JSONEncoder.encode``
 # would make one per call); without the C accelerator, the standard encoder does the same work.
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:
-    _one_line_chunks = _c_make_encoder(
-        None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
-    )
+_one_line_chunks = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+)
+_fallback_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 
-    def _one_line(value: Any) -> str:
-        return "".join(_one_line_chunks(value, 0))
-else:  # pragma: no cover - CPython always has the accelerator
-    _one_line = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+def _one_line(value: Any) -> str:
+    if _one_line_chunks is None:  # pragma: no cover - CPython always has the accelerator
+        return _fallback_encoder.encode(value)
+    return "".join(_one_line_chunks(value, 0))
+
+
 _CONTAINERS = frozenset({dict, list, tuple})
 
 
