@@ -679,6 +679,25 @@ def test_markup_in_mlflow_strings_is_escaped(tmp_path: Path) -> None:
     assert "| p | [bold]a[/] | b\\|c |" in stdout
 
 
+def test_terminal_escapes_in_mlflow_strings_never_reach_the_terminal(tmp_path: Path) -> None:
+    _need_sqlite_store()
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("x", artifact_location=(tmp_path / "a").as_uri())
+    ids = []
+    for index, value in enumerate(("\x1b[2Jwiped", "\x1b]0;title\x07set")):
+        run_id = client.create_run(exp, run_name=f"run\x1b[31m{index}").info.run_id
+        client.log_param(run_id, "p", value)
+        ids.append(run_id)
+    for layout in ((), ("--transpose",)):
+        code, stdout, err = run(*ids, "--mlflow-uri", uri, *layout)
+        assert code == 0, err
+        assert "\x1b" not in stdout and "\x07" not in stdout
+        assert " [2Jwiped" in stdout and "run [31m0" in stdout
+
+
 def test_start_up_does_not_import_mlflow() -> None:
     code = "import sys, mlmon.cli; print('mlflow' in sys.modules, 'mlmon.compare' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,6 @@ from mlmon.cli import output
 from mlmon.cli.output import handles_errors
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from mlmon.compare import Cell, Column, Comparison, Direction, MlflowRunSource, Row, RunRecord, Selection
     from mlmon.spec import Spec
 
@@ -189,7 +188,8 @@ def _select_while_importing(source: MlflowRunSource, selection: Selection, fmt: 
     """Read the records on a worker thread while this one imports the table renderer.
 
     A tracking server spends most of the command's time answering the run search, and the worker only waits
-    on its socket meanwhile; importing rich (about a tenth of a second) then costs no time at all. A local
+    on its socket meanwhile; importing rich for the notes on stderr (about a tenth of a second) then costs
+    no time at all. A local
     store keeps the process busy itself (and imports mlflow, best done on the main thread): read it here.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -201,9 +201,7 @@ def _select_while_importing(source: MlflowRunSource, selection: Selection, fmt: 
     with ThreadPoolExecutor(1) as pool:
         found = pool.submit(source.select, selection)
         import rich.cells
-        import rich.console
-        import rich.segment
-        import rich.style  # noqa: F401
+        import rich.console  # noqa: F401  (the notes on stderr)
 
         return found.result()
 
@@ -448,17 +446,18 @@ def _cell_pieces(precision: int, limit: int, spark: bool) -> Callable[[Cell], Gr
 
 def print_table(comparison: Comparison, precision: int = 4, transpose: bool = False) -> None:
     """The comparison as aligned columns on stdout (runs as rows with ``transpose``), then the legend."""
-    console = output.stdout()
+    colour = output.stdout_colour()
     if not comparison.rows:
-        console.print("no differences" if len(comparison.columns) > 1 else "nothing logged")
+        sys.stdout.write("no differences\n" if len(comparison.columns) > 1 else "nothing logged\n")
         return
-    limit = max(40, console.width - 30)
+    # The terminal's width; COLUMNS, or 80, elsewhere (as rich and pandas choose it).
+    width = shutil.get_terminal_size().columns
+    limit = max(40, width - 30)
     grid = (
         _transposed_grid(comparison, precision, limit) if transpose else _grid(comparison, precision, limit)
     )
-    _print_grid(console, grid)
-    for line in comparison.legend:
-        console.print(line, style="dim", markup=False)
+    legend = [[(line, "dim")] for line in comparison.legend]
+    sys.stdout.write(_grid_text(grid, width, colour) + output.styled_text(legend, colour=colour, width=None))
     sys.stdout.flush()
 
 
@@ -495,50 +494,48 @@ def _transposed_grid(comparison: Comparison, precision: int, limit: int) -> list
     return grid
 
 
-def _print_grid(console: Console, grid: list[list[GridCell]], gap: int = 2) -> None:
-    """Print cells in aligned columns, left-aligned, values never wrapped.
+def _grid_text(grid: list[list[GridCell]], width: int, colour: bool, gap: int = 2) -> str:
+    """Cells in aligned columns, left-aligned, values never wrapped; styles as ANSI codes when ``colour``.
 
-    Written as rich Segments rather than a rich Table or Text: both measure, divide and wrap every cell,
-    which takes seconds for a few thousand cells; segments cost tens of milliseconds. rich still decides
-    about colour (only on a terminal; NO_COLOR). Columns that do not fit the console's width move to a
-    further block below, which repeats the first column (the row labels) and the header rows, as pandas
-    prints a wide frame.
+    Built as plain text: a rich Table measures, divides and wraps every cell (seconds for a few thousand
+    cells), and even rich Segments took a sixth of a second for 200 runs. Columns that do not fit ``width``
+    move to a further block below, which repeats the first column (the row labels) and the header rows, as
+    pandas prints a wide frame.
     """
-    from rich.cells import cell_len
-    from rich.segment import Segment, Segments
-    from rich.style import Style
-
+    lengths = [[_cell_width(cell) for cell in row] for row in grid]
     widths = [0] * max(len(row) for row in grid)
-    lengths = [[cell_len("".join(text for text, _ in cell)) for cell in row] for row in grid]
     for row_lengths in lengths:
         for index, length in enumerate(row_lengths):
             widths[index] = max(widths[index], length)
-    styles: dict[str, Style] = {}
-    segments: list[Segment] = []
-    plain: list[str] = []  # unstyled text waiting to become one segment
-    for block_number, block in enumerate(_blocks(widths, console.width, gap)):
+    # Text from runs and users: control characters become spaces, so that no terminal escape gets through.
+    codes = output.ansi_codes() if colour else {}
+    out: list[str] = []
+    for block_number, block in enumerate(_blocks(widths, width, gap)):
         if block_number:
-            plain.append("\n")
+            out.append("\n")
         for row, row_lengths in zip(grid, lengths, strict=True):
             last = max((index for index in block if index < len(row) and row[index]), default=0)
+            parts: list[str] = []
             for index in block:
                 if index > last:
                     break
                 for text, style in row[index]:
-                    if not style:
-                        plain.append(text)
-                        continue
-                    if plain:
-                        segments.append(Segment("".join(plain)))
-                        plain = []
-                    if style not in styles:
-                        styles[style] = Style.parse(style)
-                    segments.append(Segment(text, styles[style]))
+                    text = output.printable(text)
+                    code = codes.get(style) if style else None
+                    parts.append(f"\x1b[{code}m{text}\x1b[0m" if code and text else text)
                 if index < last:
-                    plain.append(" " * (widths[index] - row_lengths[index] + gap))
-            plain.append("\n")
-    segments.append(Segment("".join(plain)))
-    console.print(Segments(segments), soft_wrap=True, end="")
+                    parts.append(" " * (widths[index] - row_lengths[index] + gap))
+            out.append("".join(parts).rstrip() + "\n")
+    return "".join(out)
+
+
+def _cell_width(cell: GridCell) -> int:
+    text = "".join(piece for piece, _ in cell)
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len  # East Asian wide characters take two columns, combining marks none
+
+    return cell_len(text)
 
 
 def _blocks(widths: list[int], available: int, gap: int) -> list[list[int]]:

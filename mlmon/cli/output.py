@@ -53,7 +53,15 @@ def plain_stdout() -> bool:
 # Styled lines without rich, for views that must be quick to lay out (`mlmon status` over many models): a
 # line is a list of (text, style) spans.
 Span = tuple[str, str]
-_ANSI = {"bold": "1", "dim": "2", "green": "32", "yellow": "33", "red": "31", "bold red": "1;31"}
+_ANSI = {
+    "bold": "1",
+    "dim": "2",
+    "green": "32",
+    "yellow": "33",
+    "red": "31",
+    "bold red": "1;31",
+    "bold green": "1;32",
+}
 _CONTROL = str.maketrans({c: " " for c in [*map(chr, range(32)), *map(chr, range(127, 160))]})
 
 
@@ -66,6 +74,16 @@ def stdout_colour() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
+def ansi_codes() -> dict[str, str]:
+    """The ANSI code of each style name that :func:`styled_text` knows."""
+    return dict(_ANSI)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes among them) turned into spaces."""
+    return text if text.isprintable() else text.translate(_CONTROL)
+
+
 def styled_text(lines: list[list[Span]], *, colour: bool, width: int | None) -> str:
     """The lines as text: control characters from servers or users become spaces (no terminal escapes get
     through), each line is cut to ``width`` with an ellipsis, and styles become ANSI codes if ``colour``."""
@@ -74,7 +92,7 @@ def styled_text(lines: list[list[Span]], *, colour: bool, width: int | None) -> 
         room = width if width is not None else -1
         parts = []
         for text, style in spans:
-            text = text.translate(_CONTROL)
+            text = printable(text)
             if room >= 0:
                 if len(text) > room:
                     text = text[: max(0, room - 1)] + "…"
