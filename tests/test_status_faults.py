@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +29,7 @@ import yaml
 from mlmon import rules
 from mlmon.spec import spec_from_dict
 from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL
-from tests.conftest import run_cli
+from tests.conftest import CLI_ENV, run_cli
 from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
 
 WINDOW = "1h"  # drift and feedback window of every model here
@@ -618,3 +623,49 @@ def test_a_failing_range_query_costs_only_the_sparklines(fake: FakePrometheus, t
     assert "Prometheus http" in out and "UNREACHABLE" not in out
     assert re.search(r"^a +CRIT", out, re.MULTILINE), out
     assert re.search(r"^error_ratio +0\.5 +0\.05 +CRIT", out, re.MULTILINE), out
+
+
+# ------------------------------------------------------------------------------------------------------
+# --watch
+
+
+def test_watch_redraws_until_ctrl_c_and_shows_a_backend_that_goes_down(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.install()
+    spec = tmp_path / "mlmon.yaml"
+    spec.write_text(yaml.safe_dump(spec_dict(["a"])))
+    args = ["status", "--watch", "1", "--spec", str(spec), "--prometheus-url", fake.url, "--timeout", "1"]
+    args += ["--mlflow-uri", f"sqlite:///{tmp_path / 'missing.db'}"]
+    env = {**os.environ, **CLI_ENV}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlmon", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while server.paths().count("/api/v1/rules") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.paths().count("/api/v1/rules") >= 2, "status --watch did not refresh"
+        # Prometheus fails from now on: the next views say so, and the watch goes on.
+        fake.answer("/api/v1/rules", "upstream connect error", 502, "text/plain")
+        refreshes = server.paths().count("/api/v1/rules")
+        while server.paths().count("/api/v1/rules") < refreshes + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the view after the last request
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Traceback" not in out + err
+    views = out.split("mlmon status ")[1:]
+    assert len(views) >= 3, out
+    assert "Prometheus" in views[0] and "UNREACHABLE" not in views[0]
+    assert "UNREACHABLE" in views[-1]
