@@ -49,17 +49,21 @@ class RegistryState:
 RegistryLookup = Callable[[Sequence[ModelSpec]], Mapping[str, "RegistryState | str"]]
 
 
-def registry_lookup(tracking_uri: str, timeout: float = 5.0) -> RegistryLookup:
-    """The fastest reader for ``tracking_uri``. A failure of the whole store raises a BackendError.
-    ``timeout`` bounds each request to a tracking server."""
+def registry_lookup(
+    tracking_uri: str, timeout: float = 5.0, registry_uri: str | None = None
+) -> RegistryLookup:
+    """The fastest reader for the stores. ``registry_uri`` holds the registered models (the tracking store
+    itself by default, as in MLflow); the runs, and so the versions' metrics, are in the tracking store. A
+    failure of a whole store raises a BackendError. ``timeout`` bounds each request to a server."""
     from mlmon.mlflow_rest import rest_supported
 
-    database = sqlite_path(tracking_uri)
-    if database is not None:
-        return _sqlite_lookup(database, tracking_uri)
-    if rest_supported(tracking_uri):
-        return _rest_lookup(tracking_uri, timeout)
-    return _client_lookup(tracking_uri)
+    registry_uri = registry_uri or tracking_uri
+    registry_database, tracking_database = sqlite_path(registry_uri), sqlite_path(tracking_uri)
+    if registry_database is not None and tracking_database is not None:
+        return _sqlite_lookup(registry_database, registry_uri, tracking_database)
+    if rest_supported(registry_uri) and rest_supported(tracking_uri):
+        return _rest_lookup(registry_uri, timeout, tracking_uri)
+    return _client_lookup(tracking_uri, registry_uri)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -115,24 +119,36 @@ _SQLITE_COLUMNS = {
 }
 
 
-def _sqlite_lookup(database: Path, tracking_uri: str) -> RegistryLookup:
+_REGISTRY_TABLES = ("registered_models", "registered_model_aliases", "model_versions")
+
+
+def _sqlite_lookup(database: Path, uri: str, runs_database: Path | None = None) -> RegistryLookup:
+    """The registry in ``database`` (``uri``), the runs' metrics in ``runs_database`` (default: the same)."""
+    runs_database = runs_database or database
+
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        if not database.is_file():
-            # MLflow's client would create an empty store here; status only reads.
-            raise BackendError(
-                f"no MLflow store at {database}",
-                "point --mlflow-uri, MLFLOW_TRACKING_URI or mlflow.tracking_uri in mlmon.yaml at your store",
-            )
+        for path in {database, runs_database}:
+            if not path.is_file():
+                # MLflow's client would create an empty store here; status only reads.
+                raise BackendError(
+                    f"no MLflow store at {path}",
+                    "point --mlflow-uri, MLFLOW_TRACKING_URI or mlflow.tracking_uri in mlmon.yaml (and "
+                    "MLFLOW_REGISTRY_URI or mlflow.registry_uri for a registry of its own) at your store",
+                )
         try:
-            with _read_only(database) as connection:
-                missing = _missing_schema(connection)
-                if missing:
-                    raise BackendError(
-                        f"{database} is not an MLflow store of version 2.3 or newer: it lacks {missing}",
-                        f"upgrade an older store with `mlflow db upgrade {tracking_uri}`, or point "
-                        "--mlflow-uri at your MLflow store",
-                    )
-                return _read_sqlite(connection, models, str(database))
+            with _read_only(database) as registry, _read_only(runs_database) as runs:
+                for path, connection, tables in (
+                    (database, registry, _REGISTRY_TABLES),
+                    (runs_database, runs, ("latest_metrics",)),
+                ):
+                    missing = _missing_schema(connection, tables)
+                    if missing:
+                        raise BackendError(
+                            f"{path} is not an MLflow store of version 2.3 or newer: it lacks {missing}",
+                            f"upgrade an older store with `mlflow db upgrade sqlite:///{path}`, or point "
+                            "--mlflow-uri at your MLflow store",
+                        )
+                return _read_sqlite(registry, runs, models, str(database))
         except sqlite3.Error as exc:
             raise BackendError(
                 f"cannot read the MLflow store {database}: {exc}", "check that it is an MLflow sqlite store"
@@ -154,10 +170,11 @@ class _read_only:
         self.connection.close()
 
 
-def _missing_schema(connection: sqlite3.Connection) -> str:
-    """What the store lacks of the tables and columns read here, as text; empty when nothing."""
+def _missing_schema(connection: sqlite3.Connection, tables: Sequence[str]) -> str:
+    """What the store lacks of the ``tables`` and their columns read here, as text; empty when nothing."""
     missing = []
-    for table, columns in _SQLITE_COLUMNS.items():
+    for table in tables:
+        columns = _SQLITE_COLUMNS[table]
         found = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if not found:
             missing.append(f"table {table}")
@@ -167,7 +184,10 @@ def _missing_schema(connection: sqlite3.Connection) -> str:
 
 
 def _read_sqlite(
-    connection: sqlite3.Connection, models: Sequence[ModelSpec], where: str
+    connection: sqlite3.Connection,
+    runs_connection: sqlite3.Connection,
+    models: Sequence[ModelSpec],
+    where: str,
 ) -> dict[str, RegistryState | str]:
     names = sorted({m.registered_model for m in models})
     marks = ",".join("?" * len(names))
@@ -196,7 +216,7 @@ def _read_sqlite(
     metrics: dict[str, dict[str, float]] = {}
     if runs:
         run_marks = ",".join("?" * len(runs))
-        for run_id, key, value, is_nan in connection.execute(
+        for run_id, key, value, is_nan in runs_connection.execute(
             f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({run_marks})",
             sorted(runs),
         ):
@@ -218,19 +238,24 @@ def _read_sqlite(
 # A tracking server, over REST
 
 
-def _rest_lookup(tracking_uri: str, timeout: float = 5.0) -> RegistryLookup:
+def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | None = None) -> RegistryLookup:
+    """The registry of the server at ``registry_uri``, the runs of the one at ``tracking_uri`` (default:
+    the same)."""
     from mlmon.mlflow_rest import MlflowNotFound, MlflowRestClient
 
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        client = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
+        client = MlflowRestClient(registry_uri, connect_timeout=timeout, read_timeout=timeout)
+        runs = client
+        if tracking_uri not in (None, registry_uri):
+            runs = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
         # One request first: an unreachable server fails once, not once per model.
         client.get("registered-models/search", {"max_results": "1"}, what="the model registry")
 
         def one(model: ModelSpec) -> RegistryState | str:
             try:
-                return _rest_state(client, model)
+                return _rest_state(client, model, runs)
             except MlflowNotFound:
-                return _not_registered(model, tracking_uri)
+                return _not_registered(model, registry_uri)
             except MlmonError as exc:
                 return exc.message
 
@@ -240,7 +265,7 @@ def _rest_lookup(tracking_uri: str, timeout: float = 5.0) -> RegistryLookup:
     return lookup
 
 
-def _rest_state(client: Any, model: ModelSpec) -> RegistryState:
+def _rest_state(client: Any, model: ModelSpec, runs: Any) -> RegistryState:
     name = model.registered_model
     answer = client.get("registered-models/get", {"name": name}, what=f"registered model {name!r}")
     registered = answer.get("registered_model", {})
@@ -256,7 +281,7 @@ def _rest_state(client: Any, model: ModelSpec) -> RegistryState:
         ).get("model_version", {})
         created = float(version["creation_timestamp"]) if "creation_timestamp" in version else None
         if version.get("run_id"):
-            run = client.get("runs/get", {"run_id": version["run_id"]}, what=f"run {version['run_id']}")
+            run = runs.get("runs/get", {"run_id": version["run_id"]}, what=f"run {version['run_id']}")
             metrics = {
                 str(m["key"]): float(m["value"])
                 for m in run.get("run", {}).get("data", {}).get("metrics", [])
@@ -268,17 +293,18 @@ def _rest_state(client: Any, model: ModelSpec) -> RegistryState:
 # Anything else, through MLflow's client
 
 
-def _client_lookup(tracking_uri: str) -> RegistryLookup:
+def _client_lookup(tracking_uri: str, registry_uri: str | None = None) -> RegistryLookup:
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
         from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
 
-        client = mlflow_client(tracking_uri)
-        with mlflow_errors("the model registry", tracking_uri):
+        where = registry_uri or tracking_uri
+        client = mlflow_client(tracking_uri, registry_uri)
+        with mlflow_errors("the model registry", where):
             client.search_registered_models(max_results=1)
         out: dict[str, RegistryState | str] = {}
         for model in models:
             try:
-                out[model.name] = _client_state(client, model, tracking_uri, mlflow_errors)
+                out[model.name] = _client_state(client, model, where, mlflow_errors)
             except MlmonError as exc:
                 out[model.name] = exc.message
         return out

@@ -152,3 +152,101 @@ def test_unreachable_server_fails_once_quickly() -> None:
     with pytest.raises(BackendError) as info:
         registry_lookup(f"http://127.0.0.1:{free_port()}")(MODELS)
     assert "127.0.0.1" in info.value.message
+
+
+# --- a registry of its own (MLFLOW_REGISTRY_URI, mlflow.registry_uri) --------------------------------------
+
+SPLIT_MODELS = (ModelSpec("credit", "credit-risk"), ModelSpec("ghost", "never-registered"))
+
+
+@pytest.fixture(scope="module")
+def split_stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(tracking store, registry store): the runs in one sqlite file, the registered models in another."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path_factory.mktemp("split")
+    tracking, registry = f"sqlite:///{folder / 'tracking.db'}", f"sqlite:///{folder / 'registry.db'}"
+    client = MlflowClient(tracking, registry)
+    run = client.create_run(client.create_experiment("split"))
+    client.log_metric(run.info.run_id, "auc", 0.91)
+    client.create_registered_model("credit-risk")
+    client.create_model_version("credit-risk", f"runs:/{run.info.run_id}/m", run.info.run_id)
+    client.set_registered_model_alias("credit-risk", "champion", "1")
+    return tracking, registry
+
+
+def test_a_registry_of_its_own_reads_versions_there_and_metrics_from_the_tracking_store(
+    split_stores: tuple[str, str],
+) -> None:
+    tracking, registry = split_stores
+    direct = registry_lookup(tracking, registry_uri=registry)
+    assert direct.__qualname__.startswith("_sqlite_lookup")
+    states = direct(SPLIT_MODELS)
+    credit = states["credit"]
+    assert isinstance(credit, RegistryState)
+    assert credit.watched_version == "1" and credit.metrics == {"auc": pytest.approx(0.91)}
+    assert "not found" in str(states["ghost"]) and "registry.db" in str(states["ghost"])
+    client = _client_lookup(tracking, registry)(SPLIT_MODELS)
+    assert {k: _comparable(v) for k, v in client.items()} == {k: _comparable(v) for k, v in states.items()}
+    # Read as one store, the tracking store has no registered model at all.
+    assert "not found" in str(registry_lookup(tracking)(SPLIT_MODELS)["credit"])
+
+
+def test_a_registry_server_of_its_own_over_rest(
+    split_stores: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    binary = mlflow_server_binary()
+    if binary is None:
+        if REQUIRE_TOOLS:
+            pytest.fail("`mlflow server` needs the full mlflow package; MLMON_REQUIRE_TOOLS is set")
+        pytest.skip("`mlflow server` needs the full mlflow package (pip install mlflow)")
+    tracking, registry = split_stores
+    with (
+        mlflow_server(binary, tracking, tmp_path_factory.mktemp("tracking")) as tracking_url,
+        mlflow_server(binary, registry, tmp_path_factory.mktemp("registry")) as registry_url,
+    ):
+        lookup = registry_lookup(tracking_url, registry_uri=registry_url)
+        assert lookup.__qualname__.startswith("_rest_lookup")
+        rest = lookup(SPLIT_MODELS)
+    direct = registry_lookup(tracking, registry_uri=registry)(SPLIT_MODELS)
+    assert {k: _comparable(v) for k, v in rest.items()} == {k: _comparable(v) for k, v in direct.items()}
+    credit = rest["credit"]
+    assert isinstance(credit, RegistryState) and credit.metrics == {"auc": pytest.approx(0.91)}
+
+
+def test_status_reads_the_registry_named_by_the_spec_or_the_environment(
+    split_stores: tuple[str, str], tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+
+    from tests.conftest import run_cli
+
+    tracking, registry = split_stores
+    spec = {
+        "version": 1,
+        "prometheus": {"url": f"http://127.0.0.1:{free_port()}"},  # nobody there: MLflow's part stands alone
+        "mlflow": {"tracking_uri": tracking, "registry_uri": registry},
+        "models": [{"name": "credit", "registered_model": "credit-risk", "targets": ["127.0.0.1:9100"]}],
+    }
+    (tmp_path / "mlmon.yaml").write_text(yaml.safe_dump(spec))
+
+    def registry_of(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, object]]:
+        code, out, err = run_cli("status", "--json", "--timeout", "1", *args, cwd=tmp_path, env=env)
+        assert code == 0, err
+        report = json.loads(out)
+        [model] = report["models"]
+        return report["mlflow"]["url"], model["registry"]
+
+    url, state = registry_of()
+    assert url == f"{tracking} (registry {registry})"
+    assert state["watched_version"] == "1" and state["metrics"] == {"auc": pytest.approx(0.91)}
+    # A tracking store named on the command line leaves the spec's registry out...
+    spec["mlflow"] = {"tracking_uri": f"sqlite:///{tmp_path / 'elsewhere.db'}", "registry_uri": registry}
+    (tmp_path / "mlmon.yaml").write_text(yaml.safe_dump(spec))
+    url, state = registry_of("--mlflow-uri", tracking)
+    assert url == tracking and state is None
+    # ...unless MLFLOW_REGISTRY_URI names one, as MLflow itself reads it.
+    url, state = registry_of("--mlflow-uri", tracking, env={"MLFLOW_REGISTRY_URI": registry})
+    assert url == f"{tracking} (registry {registry})" and state["watched_version"] == "1"

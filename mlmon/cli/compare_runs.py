@@ -19,15 +19,15 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
+from mlmon.cli.stores import DEFAULT_TRACKING_URI, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
     from mlmon.compare import Cell, Column, Comparison, Direction, MlflowRunSource, Row, RunRecord, Selection
     from mlmon.spec import Spec
 
 Format = Literal["table", "json", "csv", "markdown"]
-# mlmon.spec's defaults, repeated so that a run without a spec does not import the spec module (and PyYAML).
+# mlmon.spec's default, repeated so that a run without a spec does not import the spec module (and PyYAML).
 DEFAULT_SPEC_FILE = "mlmon.yaml"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @handles_errors
@@ -141,9 +141,8 @@ def compare_runs_command(
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
     flags = _directions(direction or [])
     spec = _load_spec(spec_path)
-    tracking_uri = mlflow_uri or (spec.mlflow.tracking_uri if spec else DEFAULT_TRACKING_URI)
-    # The spec's registry belongs with the spec's tracking server, not with one named on the command line.
-    registry_uri = spec.mlflow.registry_uri if spec and not mlflow_uri else None
+    tracking_uri = tracking_uri_for(spec, mlflow_uri)
+    registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)
     source = MlflowRunSource.connect(tracking_uri, registry_uri)
     records = _select_while_importing(source, selection, fmt)
     if not records:

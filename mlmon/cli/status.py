@@ -13,6 +13,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
+from mlmon.cli.stores import registry_uri_for, tracking_uri_for
 from mlmon.errors import BackendError, CheckFailed
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from mlmon.status import Check, ModelStatus, StatusReport
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # All of Prometheus' answers together within little more than one timeout: a slow server makes status slow
 # once, not once per question.
 PROMETHEUS_BUDGET_FACTOR = 1.5
@@ -51,7 +51,11 @@ def status_command(
     ] = None,
     mlflow_uri: Annotated[
         str | None,
-        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI; overrides the spec."),
+        typer.Option(
+            envvar="MLFLOW_TRACKING_URI",
+            help="MLflow tracking URI; overrides the spec. The registry is the tracking store's, unless "
+            "MLFLOW_REGISTRY_URI (or, with the spec's tracking store, its mlflow.registry_uri) names another.",
+        ),
     ] = None,
     models: Annotated[list[str] | None, typer.Option("--model", help="Only this model (repeatable).")] = None,
     window: Annotated[str, typer.Option(help="Span of the sparklines, a Prometheus duration.")] = "1h",
@@ -100,13 +104,22 @@ def status_command(
     if spec_file is not None or Path(DEFAULT_SPEC_FILE).exists():
         spec = load_spec(spec_file or DEFAULT_SPEC_FILE)
     prom_url = prometheus_url or (spec.prometheus.url if spec else DEFAULT_PROMETHEUS_URL)
-    tracking_uri = mlflow_uri or (spec.mlflow.tracking_uri if spec else DEFAULT_TRACKING_URI)
+    tracking_uri = tracking_uri_for(spec, mlflow_uri)
+    registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)
     if insecure:
         output.warn("not verifying Prometheus' TLS certificate (--insecure)")
 
     def gather() -> StatusReport:
         return _gather(
-            spec, prom_url, tracking_uri, models or (), window, ca_file, insecure, timeout, not json_output
+            spec,
+            prom_url,
+            (tracking_uri, registry_uri),
+            models or (),
+            window,
+            ca_file,
+            insecure,
+            timeout,
+            not json_output,
         )
 
     if watch is not None and not json_output:
@@ -124,7 +137,7 @@ def status_command(
 def _gather(
     spec: Spec | None,
     prom_url: str,
-    tracking_uri: str,
+    mlflow_uris: tuple[str, str | None],
     models: list[str] | tuple[str, ...],
     window: str,
     ca_file: Path | None,
@@ -141,6 +154,7 @@ def _gather(
         duration_seconds(window)
     except ValueError:
         raise typer.BadParameter(f"{window!r} is not a Prometheus duration such as 30m, 1h or 1d") from None
+    tracking_uri, registry_uri = mlflow_uris
     credentials = Credentials.from_environment()
     with PrometheusClient(
         prom_url,
@@ -154,8 +168,9 @@ def _gather(
             spec,
             prometheus=client,
             prometheus_url=prom_url,
-            registry=registry_lookup(tracking_uri, timeout),
-            mlflow_uri=_shown_uri(tracking_uri),
+            registry=registry_lookup(tracking_uri, timeout, registry_uri),
+            mlflow_uri=_shown_uri(tracking_uri)
+            + (f" (registry {_shown_uri(registry_uri)})" if registry_uri not in (None, tracking_uri) else ""),
             only=models,
             window=window,
             history=sparklines,

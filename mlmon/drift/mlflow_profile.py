@@ -106,14 +106,14 @@ def download_mlflow_artifact(uri: str, folder: str | Path, tracking_uri: str | N
         return Path(client.download_artifacts(run_id, artifact_path, dst_path=str(folder)))
 
 
-def mlflow_client(tracking_uri: str | None = None) -> MlflowClient:
+def mlflow_client(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowClient:
     """An MlflowClient with short HTTP timeouts and no retries (unless the environment sets its own)."""
     for name, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
     with mlflow_errors("MLflow", tracking_uri):
-        return MlflowClient(tracking_uri)
+        return MlflowClient(tracking_uri, registry_uri)
 
 
 def _resolve(client: MlflowClient, uri: str) -> tuple[str, str]:
