@@ -387,9 +387,9 @@ def run_cases(
 
 def in_process(spec: Any, prometheus_url: str, runs: int, timeout: float) -> dict[str, Any]:
     """gather_status timed in-process, request by request, and the time to turn the report into output."""
-    import json
 
     from mlmon import promapi
+    from mlmon.cli.output import json_text
     from mlmon.cli.status import _screen
     from mlmon.status import gather_status
 
@@ -420,7 +420,7 @@ def in_process(spec: Any, prometheus_url: str, runs: int, timeout: float) -> dic
         for route, seconds in timings:
             per_route.setdefault(route, []).append(seconds)
         start = time.perf_counter()
-        json.dumps(report.to_json(), indent=2)
+        json_text(report.to_json())
         render_json.append(time.perf_counter() - start)
         start = time.perf_counter()
         _screen(report)
@@ -470,6 +470,8 @@ def main() -> None:
         help="keep the stack up this long before timing (to profile `mlmon status` by hand against it)",
     )
     options = parser.parse_args()
+    # Stopped by a signal (a --hold ended early, say), still stop Prometheus and remove the folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from mlmon.spec import spec_from_dict
 
