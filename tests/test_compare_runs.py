@@ -8,6 +8,7 @@ import http.server
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -696,6 +697,19 @@ def test_terminal_escapes_in_mlflow_strings_never_reach_the_terminal(tmp_path: P
         assert code == 0, err
         assert "\x1b" not in stdout and "\x07" not in stdout
         assert " [2Jwiped" in stdout and "run [31m0" in stdout
+        # In colour, only mlmon's own codes: bold for the header, nothing from the strings themselves.
+        result = CliRunner(env={**ENV, "NO_COLOR": "", "FORCE_COLOR": "1"}).invoke(
+            app, ["compare-runs", *ids, "--mlflow-uri", uri, *layout]
+        )
+        assert result.exit_code == 0, result.stderr
+        assert "\x1b[1m" in result.stdout and "\x07" not in result.stdout
+        assert set(re.findall(r"\x1b\[[0-9;]*m", result.stdout)) <= {
+            "\x1b[1m",
+            "\x1b[2m",
+            "\x1b[0m",
+            "\x1b[1;32m",
+        }
+        assert re.sub(r"\x1b\[[0-9;]*m", "", result.stdout).count("\x1b") == 0
 
 
 def test_start_up_does_not_import_mlflow() -> None:

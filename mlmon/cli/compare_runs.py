@@ -501,35 +501,43 @@ def _grid_text(grid: list[list[GridCell]], width: int, colour: bool, gap: int = 
     move to a further block below, which repeats the first column (the row labels) and the header rows, as
     pandas prints a wide frame.
     """
-    lengths = [[_cell_width(cell) for cell in row] for row in grid]
+    texts = [["".join(piece for piece, _ in cell) for cell in row] for row in grid]
+    lengths = [[_text_width(text) for text in row] for row in texts]
     widths = [0] * max(len(row) for row in grid)
     for row_lengths in lengths:
         for index, length in enumerate(row_lengths):
             widths[index] = max(widths[index], length)
-    # Text from runs and users: control characters become spaces, so that no terminal escape gets through.
-    codes = output.ansi_codes() if colour else {}
+    codes = output.ansi_codes()
+
+    def styled(cell: GridCell) -> str:
+        return "".join(
+            f"\x1b[{codes[style]}m{output.printable(text)}\x1b[0m"
+            if style in codes and text
+            else output.printable(text)
+            for text, style in cell
+        )
+
     out: list[str] = []
     for block_number, block in enumerate(_blocks(widths, width, gap)):
         if block_number:
             out.append("\n")
-        for row, row_lengths in zip(grid, lengths, strict=True):
+        for row, row_texts, row_lengths in zip(grid, texts, lengths, strict=True):
             last = max((index for index in block if index < len(row) and row[index]), default=0)
             parts: list[str] = []
             for index in block:
                 if index > last:
                     break
-                for text, style in row[index]:
-                    text = output.printable(text)
-                    code = codes.get(style) if style else None
-                    parts.append(f"\x1b[{code}m{text}\x1b[0m" if code and text else text)
+                parts.append(styled(row[index]) if colour else row_texts[index])
                 if index < last:
                     parts.append(" " * (widths[index] - row_lengths[index] + gap))
-            out.append("".join(parts).rstrip() + "\n")
+            line = "".join(parts).rstrip()
+            # Text from runs and users: control characters become spaces, so that no terminal escape gets
+            # through (coloured, each piece was cleaned before its codes went round it).
+            out.append((line if colour else output.printable(line)) + "\n")
     return "".join(out)
 
 
-def _cell_width(cell: GridCell) -> int:
-    text = "".join(piece for piece, _ in cell)
+def _text_width(text: str) -> int:
     if text.isascii():
         return len(text)
     from rich.cells import cell_len  # East Asian wide characters take two columns, combining marks none
