@@ -669,3 +669,31 @@ def test_watch_redraws_until_ctrl_c_and_shows_a_backend_that_goes_down(
     assert len(views) >= 3, out
     assert "Prometheus" in views[0] and "UNREACHABLE" not in views[0]
     assert "UNREACHABLE" in views[-1]
+
+
+# ------------------------------------------------------------------------------------------------------
+# --model
+
+
+def test_model_filter_and_an_unknown_model_name(fake: FakePrometheus, tmp_path: Path) -> None:
+    server = StatusServer.healthy(fake, ["a", "b"])
+    server.install()
+    _, report, _, err = status(fake, tmp_path, ["a", "b"], "--model", "b")
+    assert [m["name"] for m in report["models"]] == ["b"], err
+
+    # With a spec, an unknown name fails before any request: the spec names every model.
+    fake.requests.clear()
+    code, out, err = run_cli(
+        "status", "--json", "--spec", str(tmp_path / "mlmon.yaml"), "--prometheus-url", fake.url,
+        "--model", "nope", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 1 and out == ""
+    assert "no model named 'nope'" in err and "known models: a, b" in err and "Traceback" not in err
+    assert server.paths() == []
+
+    # Without one, the names come from Prometheus' mlmon_model_info.
+    (tmp_path / "mlmon.yaml").unlink()
+    code, out, err = run_cli(
+        "status", "--json", "--prometheus-url", fake.url, "--model", "nope", cwd=tmp_path
+    )
+    assert code == 1 and "no model named 'nope'" in err and "known models: a, b" in err
