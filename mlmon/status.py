@@ -1,8 +1,9 @@
 """`mlmon status`: what Prometheus and the MLflow registry say about every model, as a StatusReport.
 
-Prometheus is asked a fixed number of questions whatever the number of models: one instant query that
-joins every check (each part tagged with an ``mlmon_check`` label and aggregated ``by (model)``), one
-range query for the sparklines, the firing alerts and the list of recording rules. Where a recording rule
+Prometheus is asked a fixed number of questions whatever the number of models: the list of recording
+rules, then together four instant queries (see PER_FEATURE_CHECKS; each part tagged with an
+``mlmon_check`` label and aggregated ``by (model)``), one range query for the sparklines and the firing
+alerts. Where a recording rule
 is loaded, its series is read; where it is not, the rule's expression is evaluated instead, so status
 works on a Prometheus that only scrapes.
 
@@ -182,7 +183,7 @@ _ESSENTIAL = frozenset({"targets_up", "request_rate"})
 
 @dataclass(frozen=True)
 class _Question:
-    """One part of the joined query: a check's values, aggregated by model (and feature)."""
+    """One part of a query: a check's values, aggregated by model (and feature)."""
 
     check: str
     recorded: str  # PromQL over recorded series
@@ -357,7 +358,7 @@ def _plan(windows: Iterable[str], loaded: set[str]) -> _Plan:
 
 @dataclass
 class _Answers:
-    """The joined query's samples, by check, window and model."""
+    """The queries' samples, by check, window and model."""
 
     values: dict[tuple[str, str, str], list[Sample]] = field(default_factory=dict)
 
