@@ -174,6 +174,30 @@ def test_thresholds_reach_the_alerts(full_spec: Spec) -> None:
     assert ">= 5000" in rules[("mlmon.alerts.churn", "MlmonFeatureDriftCritical")]
 
 
+def test_the_dashboard_colours_each_model_by_its_own_thresholds(full_spec: Spec) -> None:
+    dashboard = json.loads(render_outputs(full_spec)["grafana/dashboards/mlmon-overview.json"])
+    stats = {p["title"]: p for p in dashboard["panels"] if p["type"] == "stat"}
+
+    def steps(panel: dict, model: str) -> list[tuple[float | None, str]]:
+        [override] = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == model]
+        assert override["matcher"]["id"] == "byName"
+        [thresholds] = [p["value"] for p in override["properties"] if p["id"] == "thresholds"]
+        return [(step["value"], step["color"]) for step in thresholds["steps"]]
+
+    # One value per model (named after it), each against that model's thresholds, not the first model's.
+    for title in ("Error ratio", "p95 latency", "Worst feature PSI"):
+        [target] = stats[title]["targets"]
+        assert target["expr"].startswith("max by (model) (") and target["legendFormat"] == "{{model}}"
+    assert steps(stats["Error ratio"], "credit-risk") == [(None, "green"), (0.01, "red")]
+    assert steps(stats["Error ratio"], "churn") == [(None, "green"), (0.05, "red")]
+    assert steps(stats["p95 latency"], "credit-risk") == [(None, "green"), (0.2, "red")]
+    assert steps(stats["p95 latency"], "churn") == [(None, "green"), (0.5, "red")]
+    psi = [(None, "green"), (0.1, "orange"), (0.3, "red")]  # the spec's defaults: psi_critical 0.3
+    assert (
+        steps(stats["Worst feature PSI"], "credit-risk") == steps(stats["Worst feature PSI"], "churn") == psi
+    )
+
+
 def test_plan_create_identical_update_conflict(tmp_path: Path, minimal_spec: Spec) -> None:
     out = tmp_path / "out"
     first = plan_outputs(minimal_spec, out)
