@@ -26,6 +26,10 @@ from tests.servers import free_port, poll, prometheus, running
 pytestmark = pytest.mark.slow
 
 WINDOW = "5m"
+REQUESTS_TOTAL, FEEDBACK_TOTAL = "mlmon_requests_total", "mlmon_feedback_total"
+# When the recording rules were last evaluated: the oldest sample of any recorded series (their names have a
+# colon); the name is copied to a label first, as timestamp() drops it and the label sets would collide.
+RECORDED_AT = 'min(timestamp(label_replace({__name__=~".+:.+"}, "name", "$1", "__name__", "(.+)")))'
 REQUESTS = 300
 FAILING_EVERY = 5  # the failing model fails one request in five
 
@@ -45,6 +49,11 @@ def _register(tracking_uri: str) -> None:
             client.set_terminated(run.info.run_id)
             client.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
         client.set_registered_model_alias(name, "champion", champion)
+
+
+def _feedback_posts(fail_every: int) -> int:
+    """How many feedbacks _send posts: every second request that did not fail."""
+    return sum(1 for i in range(REQUESTS) if i % 2 == 0 and not (fail_every and i % fail_every == 0))
 
 
 def _send(port: int, data: dict[str, Any], fail_every: int = 0) -> None:
@@ -139,6 +148,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> A
             return True if done and float(bare_seen[0]["value"][1]) == 3 * REQUESTS else None
 
         poll(settled, 90, "the rules to see all traffic", tmp / "prometheus" / "prometheus.log")
+
+        # Recorded and raw numbers agree only once every recording rule has been evaluated on the final counts:
+        # wait until both servers have scraped every request and every feedback, then until each recorded
+        # series carries a later timestamp (a scrape and a rule evaluation can otherwise fall either way).
+        feedback = sum(_feedback_posts(every) for every in (0, 0, FAILING_EVERY))
+
+        def final() -> float | None:
+            at = None
+            for u in (url, bare_url):
+                [answer] = _query(u, f"sum({REQUESTS_TOTAL}) * 1e6 + sum({FEEDBACK_TOTAL})") or [None]
+                if answer is None or float(answer["value"][1]) != 3 * REQUESTS * 1e6 + feedback:
+                    return None
+                at = at or float(answer["value"][0])
+            return at
+
+        final_at = poll(final, 60, "both servers to scrape the final counts")
+        poll(
+            lambda: True if float(_query(url, RECORDED_AT)[0]["value"][1]) > final_at else None,
+            60,
+            "the recording rules to evaluate the final counts",
+            tmp / "prometheus" / "prometheus.log",
+        )
         yield {"url": url, "bare_url": bare_url, "dir": tmp, "tracking_uri": tracking_uri}
 
 
