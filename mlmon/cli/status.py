@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlmon.cli import output
-from mlmon.cli.output import escape, handles_errors
+from mlmon.cli.output import handles_errors
 from mlmon.cli.stores import registry_uri_for, tracking_uri_for
 from mlmon.errors import BackendError, CheckFailed
 
@@ -201,9 +201,9 @@ def _exit(report: StatusReport, check: bool, strict: bool) -> None:
 def _report_gaps(report: StatusReport) -> None:
     for name, backend in (("Prometheus", report.prometheus), ("MLflow", report.mlflow)):
         if not backend.ok and backend.error:
-            output.warn(f"{name} ({escape(backend.url)}): {escape(backend.error)}")
+            output.note([("warning:", "yellow"), (f" {name} ({backend.url}): {backend.error}", "")])
             if backend.hint:
-                output.stderr().print(f"[dim]hint:[/] {escape(backend.hint)}")
+                output.note([("hint:", "dim"), (f" {backend.hint}", "")])
 
 
 def _print(report: StatusReport) -> None:
