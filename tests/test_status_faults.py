@@ -706,3 +706,13 @@ def test_model_filter_and_an_unknown_model_name(fake: FakePrometheus, tmp_path: 
         "status", "--json", "--prometheus-url", fake.url, "--model", "nope", cwd=tmp_path
     )
     assert code == 1 and "no model named 'nope'" in err and "known models: a, b" in err
+
+
+def test_a_server_message_reaches_stderr_as_plain_text(fake: FakePrometheus, tmp_path: Path) -> None:
+    StatusServer.healthy(fake, ["a"]).install()
+    fake.answer(QUERY, "[red]upstream[/] \x1b[2Jfailed", 502, "text/plain")
+    _, report, _, err = status(fake, tmp_path, ["a"])
+    assert report["prometheus"]["ok"] is False
+    # The markup shown as it came, the terminal escape blanked.
+    assert "warning: Prometheus (" in err and "[red]upstream[/] [2Jfailed" in err
+    assert "\x1b" not in err
