@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from mlmon.cli import output
-from mlmon.cli.output import escape, handles_errors
+from mlmon.cli.output import handles_errors
 from mlmon.errors import CheckFailed, MlmonError
 
 NEW_SPEC_OPTIONS = (
@@ -240,46 +240,19 @@ def show_plan(plan: Any, spec_change: Any, *, json_output: bool, diff: bool, dry
             }
         )
         return
-    if output.plain_stdout():
-        _show_plan_plain(changes, spec_change, plan.root, diff=diff, dry_run=dry_run)
-        return
-    console = output.stdout()
+    # Styled lines without rich: a scripted re-run prints its plan in less time than importing rich takes.
+    colour = output.stdout_colour()
+    lines: list[str] = []
     for change in changes:
         path = change.path if change is spec_change else str(plan.root / change.path)
-        style = ACTION_STYLE[change.action]
-        note = ""
-        if change.action == "conflict":
-            note = (
-                (
-                    "  [dim](edited since mlmon wrote it; would write "
-                    if dry_run
-                    else "  [dim](edited since mlmon wrote it; new version in "
-                )
-                + escape(path + CONFLICT_SUFFIX)
-                + ")[/]"
-            )
-        console.print(f"[{style}]{change.action:>9}[/]  {escape(path)}{note}")
-        if diff and change.action != "identical":
-            console.print(escape(change.diff()), end="")
-    if dry_run:
-        output.info("[dim]dry run: nothing written[/]")
-
-
-def _show_plan_plain(changes: list[Any], spec_change: Any, root: Path, *, diff: bool, dry_run: bool) -> None:
-    """The same lines as show_plan, without colour: a script or a pipe reads them."""
-    from mlmon.plan import CONFLICT_SUFFIX
-
-    lines = []
-    for change in changes:
-        path = change.path if change is spec_change else str(root / change.path)
-        note = ""
+        spans: list[output.Span] = [(f"{change.action:>9}", ACTION_STYLE[change.action]), (f"  {path}", "")]
         if change.action == "conflict":
             verb = "would write" if dry_run else "new version in"
-            note = f"  (edited since mlmon wrote it; {verb} {path + CONFLICT_SUFFIX})"
-        lines.append(f"{change.action:>9}  {path}{note}\n")
+            spans.append((f"  (edited since mlmon wrote it; {verb} {path + CONFLICT_SUFFIX})", "dim"))
+        lines.append(output.styled_text([spans], colour=colour, width=None))
         if diff and change.action != "identical":
             lines.append(change.diff())
     sys.stdout.write("".join(lines))
     sys.stdout.flush()
     if dry_run:
-        print("dry run: nothing written", file=sys.stderr)
+        output.note([("dry run: nothing written", "dim")])

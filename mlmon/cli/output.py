@@ -44,12 +44,6 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def plain_stdout() -> bool:
-    """stdout is not a terminal (a pipe, a file, a script) and nothing asks for colour: plain text needs no
-    rich, whose import costs about as much as a scripted `mlmon init` re-run."""
-    return not sys.stdout.isatty() and not os.environ.get("FORCE_COLOR")
-
-
 # Styled lines without rich, for views that must be quick to lay out (`mlmon status` over many models): a
 # line is a list of (text, style) spans.
 Span = tuple[str, str]
@@ -61,6 +55,7 @@ _ANSI = {
     "red": "31",
     "bold red": "1;31",
     "bold green": "1;32",
+    "cyan": "36",
 }
 _CONTROL = str.maketrans({c: " " for c in [*map(chr, range(32)), *map(chr, range(127, 160))]})
 
