@@ -241,7 +241,7 @@ def _read_sqlite(
 def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | None = None) -> RegistryLookup:
     """The registry of the server at ``registry_uri``, the runs of the one at ``tracking_uri`` (default:
     the same)."""
-    from mlmon.mlflow_rest import MlflowNotFound, MlflowRestClient
+    from mlmon.mlflow_rest import MlflowRestClient
 
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
         client = MlflowRestClient(registry_uri, connect_timeout=timeout, read_timeout=timeout)
@@ -254,9 +254,7 @@ def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | No
         def one(model: ModelSpec) -> RegistryState | str:
             try:
                 return _rest_state(client, model, runs)
-            except MlflowNotFound:
-                return _not_registered(model, registry_uri)
-            except MlmonError as exc:
+            except MlmonError as exc:  # names what is missing (the model, a version, a run), URI redacted
                 return exc.message
 
         with ThreadPoolExecutor(REST_THREADS) as pool:

@@ -118,6 +118,11 @@ def test_rest_equals_sqlite(store: str, server: str) -> None:
     rest = _rest_lookup(server)(MODELS)
     assert {k: _comparable(v) for k, v in rest.items()} == {k: _comparable(v) for k, v in direct.items()}
     assert registry_lookup(server).__qualname__.startswith("_rest_lookup")
+    # Credentials written into the URL never reach a message.
+    with_password = server.replace("http://", "http://alice:s3cret@")
+    ghost = _rest_lookup(with_password)(MODELS)["ghost"]
+    assert isinstance(ghost, str) and "never-registered" in ghost and "not found" in ghost
+    assert "s3cret" not in ghost
 
 
 def test_missing_store_is_reported_not_created(tmp_path: Path) -> None:
