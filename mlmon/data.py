@@ -127,7 +127,7 @@ def data_files(location: str | Path) -> list[Path]:
     Raises :class:`DataError` when a pattern matches no file or a folder holds no data file. A single path
     is returned as it is: :func:`read_table` reports a missing file or an unknown extension."""
     text = str(location)
-    if glob.has_magic(text):
+    if glob.has_magic(text) and not Path(text).exists():  # an existing name such as cur[1].csv is a name
         matches = sorted(Path(match) for match in glob.glob(text, recursive=True))
         files = [path for path in matches if path.is_file()]
         if not files:

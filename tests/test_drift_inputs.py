@@ -84,6 +84,9 @@ def test_no_file_matches_the_glob(tmp_path: Path) -> None:
     _write(_table(50, 1), tmp_path / "ref.parquet")
     pattern = str(tmp_path / "nothing-*.parquet")
     assert _error(str(tmp_path / "ref.parquet"), pattern) == f"error: no files match {pattern}"
+    # A file whose name only looks like a pattern is that file.
+    _write(_table(40, 2), tmp_path / "cur[1].csv")
+    assert _report(str(tmp_path / "ref.parquet"), str(tmp_path / "cur[1].csv"))["rows_current"] == 40
 
 
 def test_mixed_schemas_name_the_file_and_the_columns(tmp_path: Path) -> None:
@@ -174,6 +177,10 @@ def test_prediction_logs_mixed_with_data_files_are_refused(tmp_path: Path) -> No
     (tmp_path / "logs" / "other.csv").unlink()
     report = _report(str(tmp_path / "ref.parquet"), str(tmp_path / "logs" / "*.jsonl"))
     assert report["rows_current"] == 1
+    # A service that has answered nothing yet leaves an empty live log beside the others: still a log folder.
+    (tmp_path / "logs" / "predictions.jsonl").write_text("")
+    for current in (tmp_path / "logs", tmp_path / "logs" / "*.jsonl"):
+        assert _report(str(tmp_path / "ref.parquet"), str(current))["rows_current"] == 1
 
 
 def test_reference_from_mlflow_artifacts(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:  # noqa: F811

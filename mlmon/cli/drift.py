@@ -121,7 +121,7 @@ def drift_command(
 
         page = render_html(report, reference=reference, current=current)
         if html is not None:
-            from mlmon.render import write_atomic
+            from mlmon.plan import write_atomic
 
             write_atomic(html, page)
         if log_to_mlflow is not None:

@@ -64,7 +64,8 @@ def read_current(location: str) -> Columns:
             f"the current data cannot be an MLflow artifact ({location})",
             "download it, or pass the files or the prediction log folder",
         )
-    files = data_files(location)
+    # An empty .jsonl beside the logs is the live log of a service that has answered nothing yet.
+    files = [path for path in data_files(location) if not (path.suffix == ".jsonl" and _empty(path))]
     logs = [path for path in files if is_prediction_log(path)]
     if logs:
         if len(logs) != len(files):
@@ -139,3 +140,10 @@ def columns_from_prediction_log(paths: Sequence[str] | str) -> Columns:
             texts = [None if v is None else (v if isinstance(v, str) else category_label(v)) for v in values]
             columns[name] = CategoryColumn.from_texts(texts)
     return columns
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False  # read_table names the problem
