@@ -42,7 +42,8 @@ def drift_command(
         Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon"] | None,
         typer.Option(
             help="The statistic behind the verdict, for the features it applies to "
-            "(default: wasserstein for numerical features, jensenshannon for categorical ones)."
+            "(default: wasserstein for numerical features, jensenshannon for categorical ones; against a "
+            "profile, which keeps bins rather than values, psi for numerical features)."
         ),
     ] = None,
     threshold: Annotated[
@@ -92,7 +93,8 @@ def drift_command(
 
     Numerical features: Wasserstein distance over the reference standard deviation (drift above 0.1), with
     KS reported; categorical: Jensen-Shannon distance (drift above 0.1), with chi-square reported; every
-    feature: PSI on the profile's bins, the same number the live Prometheus rules give.
+    feature: PSI on the profile's bins, the same number the live Prometheus rules give. Against a profile
+    (bins, not values) a numerical feature's verdict is its PSI.
     """
     from mlmon.drift.inputs import read_current, read_reference
     from mlmon.drift.report import drift_report

@@ -7,7 +7,7 @@
   ``.drift`` (1 or 0), ``.missing_ratio_reference`` and ``.missing_ratio_current``.
 
 MLflow allows letters, digits, ``_ - . : /`` and spaces in a metric name; any other character of a feature
-name becomes ``_`` (a suffix keeps two features apart should they then collide). The artifacts go under
+name, and ``/`` too, becomes ``_`` (a suffix keeps two features apart should they then collide). The artifacts go under
 ``mlmon/drift/``: ``report.html`` and ``report.json``.
 """
 
