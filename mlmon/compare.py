@@ -731,12 +731,7 @@ class ClientReader:
     def connect(cls, tracking_uri: str | None = None, registry_uri: str | None = None) -> ClientReader:
         from mlmon.drift.mlflow_profile import mlflow_client
 
-        client = mlflow_client(tracking_uri)
-        if registry_uri:
-            from mlflow import MlflowClient
-
-            client = MlflowClient(tracking_uri, registry_uri)
-        return cls(client)
+        return cls(mlflow_client(tracking_uri, registry_uri))
 
     def run(self, run_id: str) -> RunRecord:
         from mlmon.drift.mlflow_profile import mlflow_errors

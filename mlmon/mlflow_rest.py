@@ -94,7 +94,9 @@ class MlflowRestClient:
         authorization = _authorization(parts, environ)
         if authorization:
             self._headers["Authorization"] = authorization
-        handlers: list[urllib.request.BaseHandler] = [_HTTPHandler(self.read_timeout)]
+        from mlmon.promapi import NoRedirect
+
+        handlers: list[urllib.request.BaseHandler] = [_HTTPHandler(self.read_timeout), NoRedirect()]
         if parts.scheme.lower() == "https":
             try:
                 context = _tls_context(environ)

@@ -214,7 +214,7 @@ class PrometheusClient:
         if authorization:
             self._headers["Authorization"] = authorization
         # No redirects are followed: a redirect would carry the credentials to another place.
-        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        handlers: list[urllib.request.BaseHandler] = [NoRedirect()]
         if self.url.lower().startswith("https:"):
             # Only for https: loading the system's certificate authorities takes most of a tenth of a second.
             handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_file, verify_tls)))
@@ -385,7 +385,9 @@ class _TooSlow(Exception):
     """The answer did not arrive before the deadline."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: it would carry the credentials (Authorization) to wherever it points."""
+
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx answer is then reported as it is
 

@@ -575,9 +575,11 @@ class FakeMlflow(http.server.BaseHTTPRequestHandler):
     answers: ClassVar[dict[str, tuple[int, bytes]]] = {}
 
     def do_GET(self) -> None:
-        FakeMlflow.seen.append(dict(self.headers))
+        FakeMlflow.seen.append({**dict(self.headers), "path": self.path.split("?")[0]})
         status, body = FakeMlflow.answers.get(self.path.split("?")[0], (404, b"<html>not here</html>"))
         self.send_response(status)
+        if status in (301, 302, 307, 308):
+            self.send_header("Location", body.decode())  # a redirect's answer is where it points
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -644,6 +646,12 @@ def test_rest_reader_credentials_and_odd_answers(fake_mlflow: str, monkeypatch: 
     assert code == 1 and "S3cret" not in err
     assert err.startswith(f"error: MLflow at http://me:***@{fake_mlflow} refused run 'r1': HTTP 401")
     assert "MLFLOW_TRACKING_TOKEN" in err
+    # A redirect is not followed: it would carry the credentials along.
+    FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (302, f"http://{fake_mlflow}/elsewhere".encode())
+    FakeMlflow.answers["/elsewhere"] = (200, one_run("r1"))
+    code, _, err = run("r1", "--mlflow-uri", f"http://me:S3cret@{fake_mlflow}")
+    assert code == 1 and "HTTP 302" in err and "S3cret" not in err
+    assert "/elsewhere" not in [seen["path"] for seen in FakeMlflow.seen]
     FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (200, b"<html>a login page</html>")
     code, _, err = run("r1", "--mlflow-uri", f"http://{fake_mlflow}")
     assert code == 1 and "is this an MLflow tracking server?" in err
