@@ -872,3 +872,21 @@ def test_small_changes_keep_two_significant_digits_in_percent() -> None:
         "+100.0%",
         "-0.000012%",
     ]
+
+
+def test_histories_are_read_only_where_they_are_shown(fake_mlflow: str) -> None:
+    FakeMlflow.answers["/api/2.0/mlflow/runs/get"] = (200, one_run("r1"))
+    FakeMlflow.answers["/api/2.0/mlflow/metrics/get-history"] = (200, b'{"metrics": []}')
+    uri = f"http://{fake_mlflow}"
+
+    def reads_histories(*args: str) -> bool:
+        FakeMlflow.seen.clear()
+        code, _, err = run("r1", "--mlflow-uri", uri, "--sparklines", *args)
+        assert code == 0, err
+        return any("get-history" in seen["path"] for seen in FakeMlflow.seen)
+
+    assert reads_histories("-f", "json")
+    assert reads_histories()  # runs as columns: a sparkline beside each metric
+    # Runs as rows and CSV have no place for a history: --sparklines asks for nothing there.
+    assert not reads_histories("--transpose")
+    assert not reads_histories("-f", "csv")

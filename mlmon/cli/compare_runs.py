@@ -22,7 +22,7 @@ from mlmon.cli.output import handles_errors
 from mlmon.cli.stores import DEFAULT_TRACKING_URI, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
-    from mlmon.compare import Cell, Column, Comparison, Direction, MlflowRunSource, Row, RunRecord, Selection
+    from mlmon.compare import Cell, Column, Comparison, Direction, Row, Selection
     from mlmon.spec import Spec
 
 Format = Literal["table", "json", "csv", "markdown"]
@@ -103,8 +103,9 @@ def compare_runs_command(
         bool | None,
         typer.Option(
             "--sparklines/--no-sparklines",
-            help="Read each shown metric's history, for sparklines and JSON (one request per metric and "
-            "100 runs on a server). Default: up to 6 runs, not with --transpose.",
+            help="Read each shown metric's history (one request per metric and 100 runs on a server), for "
+            "the sparklines beside runs as columns and for JSON; CSV and runs as rows show none. Default: "
+            "up to 6 runs.",
             show_default=False,
         ),
     ] = None,
@@ -144,14 +145,16 @@ def compare_runs_command(
     tracking_uri = tracking_uri_for(spec, mlflow_uri)
     registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)
     source = MlflowRunSource.connect(tracking_uri, registry_uri)
-    records = _select_while_importing(source, selection, fmt)
+    records = source.select(selection)
     if not records:
         raise CompareError("no runs match", "check --filter and the experiment name")
     transposed = len(records) > TRANSPOSE_AFTER if transpose is None else transpose
     # Histories cost requests: read them only where they are shown (sparklines beside runs as columns,
     # "history" in JSON), and by default only for the few runs that are not transposed.
     shows_history = fmt == "json" or (fmt in ("table", "markdown") and not transposed)
-    read_history = sparklines if sparklines is not None else shows_history and len(records) <= TRANSPOSE_AFTER
+    read_history = shows_history and (
+        sparklines if sparklines is not None else len(records) <= TRANSPOSE_AFTER
+    )
     rules = DirectionRules(
         flags, dict(spec.mlflow.metrics) if spec else {}, spec.source if spec else "mlmon.yaml"
     )
@@ -173,36 +176,22 @@ def compare_runs_command(
     else:
         print_table(comparison, precision, transposed)
     if len(comparison.columns) == 1:
-        output.info(
-            "[dim]hint:[/] only one run to compare: name more run ids, or use --experiment or --model"
+        output.note(
+            [
+                ("hint:", "dim"),
+                (" only one run to compare: name more run ids, or use --experiment or --model", ""),
+            ]
         )
     elif comparison.hidden_rows and fmt == "table":
         hidden = comparison.hidden_rows
-        output.info(
-            f"{hidden} {'row is' if hidden == 1 else 'rows are'} the same in every run (--all shows them)"
+        output.note(
+            [
+                (
+                    f"{hidden} {'row is' if hidden == 1 else 'rows are'} the same in every run (--all shows them)",
+                    "",
+                )
+            ]
         )
-
-
-def _select_while_importing(source: MlflowRunSource, selection: Selection, fmt: Format) -> list[RunRecord]:
-    """Read the records on a worker thread while this one imports the table renderer.
-
-    A tracking server spends most of the command's time answering the run search, and the worker only waits
-    on its socket meanwhile; importing rich for the notes on stderr (about a tenth of a second) then costs
-    no time at all. A local
-    store keeps the process busy itself (and imports mlflow, best done on the main thread): read it here.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mlmon.compare import RestReader
-
-    if fmt != "table" or not isinstance(source.reader, RestReader):
-        return source.select(selection)
-    with ThreadPoolExecutor(1) as pool:
-        found = pool.submit(source.select, selection)
-        import rich.cells
-        import rich.console  # noqa: F401  (the notes on stderr)
-
-        return found.result()
 
 
 def _load_spec(path: Path | None) -> Spec | None:
