@@ -19,15 +19,12 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
-from mlmon.cli.stores import DEFAULT_TRACKING_URI, registry_uri_for, tracking_uri_for
+from mlmon.cli.stores import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
     from mlmon.compare import Cell, Column, Comparison, Direction, Row, Selection
-    from mlmon.spec import Spec
 
 Format = Literal["table", "json", "csv", "markdown"]
-# mlmon.spec's default, repeated so that a run without a spec does not import the spec module (and PyYAML).
-DEFAULT_SPEC_FILE = "mlmon.yaml"
 
 
 @handles_errors
@@ -141,7 +138,7 @@ def compare_runs_command(
 
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
     flags = _directions(direction or [])
-    spec = _load_spec(spec_path)
+    spec = optional_spec(spec_path)
     tracking_uri = tracking_uri_for(spec, mlflow_uri)
     registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)
     source = MlflowRunSource.connect(tracking_uri, registry_uri)
@@ -155,9 +152,7 @@ def compare_runs_command(
     read_history = shows_history and (
         sparklines if sparklines is not None else len(records) <= TRANSPOSE_AFTER
     )
-    rules = DirectionRules(
-        flags, dict(spec.mlflow.metrics) if spec else {}, spec.source if spec else "mlmon.yaml"
-    )
+    rules = DirectionRules(flags, dict(spec.mlflow.metrics), spec.source) if spec else DirectionRules(flags)
     comparison = compare(
         records,
         baseline=baseline,
@@ -192,17 +187,6 @@ def compare_runs_command(
                 )
             ]
         )
-
-
-def _load_spec(path: Path | None) -> Spec | None:
-    """The spec named by --spec (which must exist), else ./mlmon.yaml when there is one, else none."""
-    if path is None:
-        path = Path(DEFAULT_SPEC_FILE)
-        if not path.is_file():
-            return None
-    from mlmon.spec import load_spec
-
-    return load_spec(path)
 
 
 def _selection(

@@ -13,7 +13,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
-from mlmon.cli.stores import registry_uri_for, tracking_uri_for
+from mlmon.cli.stores import optional_spec, registry_uri_for, tracking_uri_for
 from mlmon.errors import BackendError, CheckFailed
 
 if TYPE_CHECKING:
@@ -98,11 +98,7 @@ def status_command(
 
     Exit codes: 0; with --check, 3 when a model is CRIT (or WARN, with --strict).
     """
-    from mlmon.spec import DEFAULT_SPEC_FILE, load_spec
-
-    spec: Spec | None = None
-    if spec_file is not None or Path(DEFAULT_SPEC_FILE).exists():
-        spec = load_spec(spec_file or DEFAULT_SPEC_FILE)
+    spec = optional_spec(spec_file)
     prom_url = prometheus_url or (spec.prometheus.url if spec else DEFAULT_PROMETHEUS_URL)
     tracking_uri = tracking_uri_for(spec, mlflow_uri)
     registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)

@@ -1,15 +1,29 @@
-"""Which MLflow stores a command reads: the same rules for `mlmon status` and `mlmon compare-runs`."""
+"""Which spec and which MLflow stores a command reads: the same rules for `mlmon status` and
+`mlmon compare-runs`."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlmon.spec import Spec
 
-# mlmon.spec's default, repeated so that a run without a spec does not import the spec module (and PyYAML).
+# mlmon.spec's defaults, repeated so that a run without a spec does not import the spec module (and PyYAML).
+DEFAULT_SPEC_FILE = "mlmon.yaml"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def optional_spec(path: Path | None) -> Spec | None:
+    """The spec named by --spec (which must exist), else ./mlmon.yaml when there is one, else none."""
+    if path is None:
+        path = Path(DEFAULT_SPEC_FILE)
+        if not path.is_file():
+            return None
+    from mlmon.spec import load_spec
+
+    return load_spec(path)
 
 
 def tracking_uri_for(spec: Spec | None, given: str | None) -> str:
