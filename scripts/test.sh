@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/debian.sh
 install_missing_debian_packages promtool=prometheus amtool=prometheus-alertmanager chromium=chromium
+ensure_python_venv
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >&2
