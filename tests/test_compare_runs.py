@@ -199,6 +199,36 @@ def test_sparkline_and_number_formats() -> None:
         "NaN",
         "-inf",
     ]
+    assert [format_number(x) for x in (-2.5, 1e15, 1e20, -1e-7, math.inf, 0.0, -0.0, 12.34567)] == [
+        "-2.500",
+        "1e+15",
+        "1e+20",
+        "-1e-07",
+        "inf",
+        "0",
+        "0",
+        "12.35",
+    ]
+
+
+def test_deltas_and_sameness_at_the_edges() -> None:
+    from mlmon.compare import Cell, format_delta
+
+    records = [
+        record("a", metrics={"m": math.inf, "n": math.inf, "o": 2.0, "p": math.nan}, params={"lr": "0.10"}),
+        record("b", metrics={"m": math.inf, "n": -math.inf, "o": 1.0, "p": 1.0}, params={"lr": "0.1"}),
+        record("c", metrics={"m": 1.0, "n": math.nan, "o": 2.0, "p": math.nan}, params={"lr": "0.10"}),
+    ]
+    rows = {row.name: row for row in compare(records).rows}
+    assert [(c.delta, c.delta_percent) for c in rows["m"].cells[1:]] == [(None, None), (-math.inf, None)]
+    assert [(c.delta, c.delta_percent) for c in rows["n"].cells[1:]] == [(-math.inf, None), (None, None)]
+    assert [(c.delta, c.delta_percent) for c in rows["o"].cells[1:]] == [(-1.0, -50.0), (0.0, 0.0)]
+    # "0.10" and "0.1": the same number, another text
+    assert rows["lr"].differs and rows["lr"].cells[1].delta == 0.0
+    assert rows["p"].differs  # NaN, 1 and NaN: two values
+    assert [format_delta(cell) for cell in rows["o"].cells] == ["", "-1 (-50.0%)", ""]
+    assert format_delta(Cell(1.0, 0.25, 12.5)) == "+0.25 (+12.5%)"
+    assert format_delta(Cell(1.0, math.inf)) == "+inf"
 
 
 # --- a real local sqlite store ----------------------------------------------------------------------------

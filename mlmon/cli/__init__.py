@@ -7,6 +7,7 @@ commands that need them, so ``mlmon --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -85,4 +86,11 @@ def __getattr__(name: str) -> Any:
 def main() -> None:
     # Root options are flags, so the first argument that is not an option names the command.
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    build_app(command if command in COMMANDS else None)()
+    try:
+        build_app(command if command in COMMANDS else None)()
+    finally:
+        # The interpreter's shutdown runs the cycle collector over every object still alive (typer, click,
+        # http.client and the rest): about 40 ms, a tenth of a quick command. It skips frozen objects. Nothing
+        # is lost: atexit handlers still run, commands close the files they write, and the memory of any
+        # cycle left goes back with the process.
+        gc.freeze()

@@ -352,9 +352,11 @@ def comparison_csv(comparison: Comparison) -> str:
 # ------------------------------------------------------------------------------------------------------
 # Human formats
 
-# A styled piece of text (text, rich style) and a table cell made of pieces, all on one line.
+# A styled piece of text: (text, style name of output.styled_text).
 Piece = tuple[str, str]
-GridCell = tuple[Piece, ...]
+# A table cell, on one line: its text as measured, and as written (with ANSI codes when in colour).
+GridCell = tuple[str, str]
+EMPTY: GridCell = ("", "")
 # Line breaks and tabs in a value would break the table's alignment.
 _ONE_LINE = str.maketrans({"\n": "⏎", "\r": "", "\t": " "})
 
@@ -362,6 +364,28 @@ _ONE_LINE = str.maketrans({"\n": "⏎", "\r": "", "\t": " "})
 def _one_line(text: str) -> str:
     # translate() is slow next to a membership test, and nearly every value is on one line already.
     return text.translate(_ONE_LINE) if "\n" in text or "\r" in text or "\t" in text else text
+
+
+def _painter(colour: bool) -> Callable[..., GridCell]:
+    """A function making a table cell of pieces. In colour each piece is cleaned of control characters before
+    its ANSI codes go round it; without, the table cleans whole lines (faster, and the same text)."""
+    codes = output.ansi_codes() if colour else {}
+
+    def paint(*pieces: Piece) -> GridCell:
+        plain = pieces[0][0] if len(pieces) == 1 else "".join([text for text, _ in pieces])
+        if not codes:
+            return plain, plain
+        shown = "".join(
+            [
+                f"\x1b[{codes[style]}m{output.printable(text)}\x1b[0m"
+                if style in codes and text
+                else output.printable(text)
+                for text, style in pieces
+            ]
+        )
+        return plain, shown
+
+    return paint
 
 
 def _header_fields(comparison: Comparison) -> list[tuple[str, Callable[[Column], str]]]:
@@ -392,12 +416,14 @@ def _row_label(row: Row) -> str:
     return f"{row.name} {'↓' if row.direction == 'min' else '↑'}"
 
 
-def _cell_pieces(precision: int, limit: int, spark: bool) -> Callable[[Cell], GridCell]:
-    """A function turning a cell into pieces: value (bold green when best), delta (dim), ★ and, for runs as
-    columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
+def _cell_painter(
+    paint: Callable[..., GridCell], precision: int, limit: int, spark: bool
+) -> Callable[[Cell], GridCell]:
+    """A function turning a cell into a table cell: value (bold green when best), delta (dim), ★ and, for
+    runs as columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
     from mlmon.compare import format_delta, format_value, sparkline
 
-    def pieces(cell: Cell) -> GridCell:
+    def cell_text(cell: Cell) -> GridCell:
         value = _one_line(format_value(cell.value, precision))
         if len(value) > limit:  # a long tag or param; JSON and CSV carry it whole
             value = value[: limit - 1] + "…"
@@ -411,9 +437,9 @@ def _cell_pieces(precision: int, limit: int, spark: bool) -> Callable[[Cell], Gr
             line = sparkline(cell.history)
             if line:
                 found.append((f" {line}", ""))
-        return tuple(found)
+        return paint(*found)
 
-    return pieces
+    return cell_text
 
 
 def print_table(comparison: Comparison, precision: int = 4, transpose: bool = False) -> None:
@@ -425,43 +451,47 @@ def print_table(comparison: Comparison, precision: int = 4, transpose: bool = Fa
     # The terminal's width; COLUMNS, or 80, elsewhere (as rich and pandas choose it).
     width = shutil.get_terminal_size().columns
     limit = max(40, width - 30)
-    grid = (
-        _transposed_grid(comparison, precision, limit) if transpose else _grid(comparison, precision, limit)
-    )
+    build = _transposed_grid if transpose else _grid
+    grid = build(comparison, _painter(colour), precision, limit)
     legend = [[(line, "dim")] for line in comparison.legend]
     sys.stdout.write(_grid_text(grid, width, colour) + output.styled_text(legend, colour=colour, width=None))
     sys.stdout.flush()
 
 
-def _grid(comparison: Comparison, precision: int, limit: int) -> list[list[GridCell]]:
+def _grid(
+    comparison: Comparison, paint: Callable[..., GridCell], precision: int, limit: int
+) -> list[list[GridCell]]:
     """Runs as columns: header lines, then a title row per section and one row per param, metric or tag."""
     columns = comparison.columns
-    pieces = _cell_pieces(precision, limit, spark=True)
-    grid: list[list[GridCell]] = [[()] + [((_one_line(_label(column)), "bold"),) for column in columns]]
+    cell_text = _cell_painter(paint, precision, limit, spark=True)
+    grid: list[list[GridCell]] = [
+        [EMPTY] + [paint((_one_line(_label(column)), "bold")) for column in columns]
+    ]
     for title, get in _header_fields(comparison):
-        facts: list[GridCell] = [((_one_line(get(column)), ""),) for column in columns]
-        grid.append([((title, "dim"),), *facts])
+        grid.append([paint((title, "dim")), *(paint((_one_line(get(column)), "")) for column in columns)])
     for section in ("params", "metrics", "tags"):
         rows = comparison.section(section)
         if rows:
-            grid.append([((section, "bold"),)] + [()] * len(columns))
+            grid.append([paint((section, "bold"))] + [EMPTY] * len(columns))
         for row in rows:
-            label: GridCell = ((_one_line(f"  {_row_label(row)}"), ""),)
-            grid.append([label] + [pieces(cell) for cell in row.cells])
+            label = paint((_one_line(f"  {_row_label(row)}"), ""))
+            grid.append([label] + [cell_text(cell) for cell in row.cells])
     return grid
 
 
-def _transposed_grid(comparison: Comparison, precision: int, limit: int) -> list[list[GridCell]]:
+def _transposed_grid(
+    comparison: Comparison, paint: Callable[..., GridCell], precision: int, limit: int
+) -> list[list[GridCell]]:
     """Runs as rows: one line per run, one column per header fact and per param, metric or tag."""
     fields = _header_fields(comparison)
-    pieces = _cell_pieces(precision, limit, spark=False)
+    cell_text = _cell_painter(paint, precision, limit, spark=False)
     titles = ["run", *(title for title, _ in fields)]
     titles += [_one_line(f"{row.section}.{_row_label(row)}") for row in comparison.rows]
-    grid: list[list[GridCell]] = [[((title, "bold"),) for title in titles]]
+    grid: list[list[GridCell]] = [[paint((title, "bold")) for title in titles]]
     for index, column in enumerate(comparison.columns):
-        line: list[GridCell] = [((_one_line(_label(column)), ""),)]
-        line += [((_one_line(get(column)), ""),) for _, get in fields]
-        line += [pieces(row.cells[index]) for row in comparison.rows]
+        line = [paint((_one_line(_label(column)), ""))]
+        line += [paint((_one_line(get(column)), "")) for _, get in fields]
+        line += [cell_text(row.cells[index]) for row in comparison.rows]
         grid.append(line)
     return grid
 
@@ -474,33 +504,24 @@ def _grid_text(grid: list[list[GridCell]], width: int, colour: bool, gap: int = 
     move to a further block below, which repeats the first column (the row labels) and the header rows, as
     pandas prints a wide frame.
     """
-    texts = [["".join(piece for piece, _ in cell) for cell in row] for row in grid]
-    lengths = [[_text_width(text) for text in row] for row in texts]
+    lengths = [[_text_width(plain) for plain, _ in row] for row in grid]
     widths = [0] * max(len(row) for row in grid)
     for row_lengths in lengths:
         for index, length in enumerate(row_lengths):
-            widths[index] = max(widths[index], length)
-    codes = output.ansi_codes()
-
-    def styled(cell: GridCell) -> str:
-        return "".join(
-            f"\x1b[{codes[style]}m{output.printable(text)}\x1b[0m"
-            if style in codes and text
-            else output.printable(text)
-            for text, style in cell
-        )
-
+            if length > widths[index]:
+                widths[index] = length
     out: list[str] = []
     for block_number, block in enumerate(_blocks(widths, width, gap)):
         if block_number:
             out.append("\n")
-        for row, row_texts, row_lengths in zip(grid, texts, lengths, strict=True):
-            last = max((index for index in block if index < len(row) and row[index]), default=0)
+        for row, row_lengths in zip(grid, lengths, strict=True):
+            # The last column of the block with text in this row: the line ends there, without padding.
+            last = next((index for index in reversed(block) if index < len(row) and row[index][0]), 0)
             parts: list[str] = []
             for index in block:
                 if index > last:
                     break
-                parts.append(styled(row[index]) if colour else row_texts[index])
+                parts.append(row[index][1])
                 if index < last:
                     parts.append(" " * (widths[index] - row_lengths[index] + gap))
             line = "".join(parts).rstrip()

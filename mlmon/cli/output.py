@@ -133,6 +133,7 @@ _one_line_chunks = (
     else _c_make_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
 )
 _fallback_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+_quoted = json.encoder.encode_basestring  # a string as JSON, the same as the encoder above writes it
 
 
 def _one_line(value: Any) -> str:
@@ -173,7 +174,7 @@ def _write_json(value: Any, newline: str, indent: str, out: list[str]) -> None:
         out.append(("," if position else "") + inner)
         if opening == "{":
             key, item = item
-            out.append(_one_line(_json_key(key)) + ": ")
+            out.append((_quoted(key) if type(key) is str else _one_line(_json_key(key))) + ": ")
         _write_json(item, inner, indent, out)
     out.append(newline + closing)
 
