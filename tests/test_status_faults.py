@@ -333,6 +333,20 @@ def test_server_error_with_mlflow_also_missing_exits_1_with_both_reasons(
     assert "no MLflow store at" in report["mlflow"]["error"]
 
 
+def test_without_a_spec_prometheus_down_exits_1_since_no_model_is_known(
+    fake: FakePrometheus, tmp_path: Path, mlflow_store: str
+) -> None:
+    StatusServer.healthy(fake, ["a"]).install()
+    fake.answer("/api/v1/rules", "Service Unavailable", 503, "text/plain")
+    fake.answer(QUERY, "Service Unavailable", 503, "text/plain")
+    code, out, err = run_cli(
+        "status", "--prometheus-url", fake.url, "--mlflow-uri", mlflow_store, "--timeout", "1", cwd=tmp_path
+    )
+    assert code == 1, out + err
+    assert "no model to show: Prometheus did not answer" in err and "HTTP 503" in err
+    assert "Traceback" not in out + err
+
+
 @pytest.mark.parametrize("slow_path", ["/api/v1/rules", QUERY])
 def test_a_server_that_does_not_answer_in_time_gives_a_clear_error_not_a_hang(
     fake: FakePrometheus, tmp_path: Path, slow_path: str

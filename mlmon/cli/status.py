@@ -96,7 +96,8 @@ def status_command(
     Credentials for Prometheus come from the environment: MLMON_PROMETHEUS_USERNAME with
     MLMON_PROMETHEUS_PASSWORD(_FILE), or MLMON_PROMETHEUS_BEARER_TOKEN(_FILE).
 
-    Exit codes: 0; with --check, 3 when a model is CRIT (or WARN, with --strict).
+    Exit codes: 0; 1 when neither backend answered, or Prometheus did not and no spec names the models;
+    with --check, 1 when Prometheus did not answer and 3 when a model is CRIT (or WARN, with --strict).
     """
     spec = optional_spec(spec_file)
     prom_url = prometheus_url or (spec.prometheus.url if spec else DEFAULT_PROMETHEUS_URL)
@@ -185,6 +186,12 @@ def _exit(report: StatusReport, check: bool, strict: bool) -> None:
         raise BackendError(f"cannot check the models: {prometheus.error}", prometheus.hint)
     if not prometheus.ok and not mlflow.ok:
         raise BackendError(f"neither Prometheus nor MLflow answered: {prometheus.error}", prometheus.hint)
+    if not prometheus.ok and not report.models:
+        # Without a spec the models are the ones Prometheus knows: nothing was learned at all.
+        raise BackendError(
+            f"no model to show: Prometheus did not answer ({prometheus.error})",
+            prometheus.hint or "start Prometheus, or name the models in mlmon.yaml (mlmon init)",
+        )
     if check:
         failing = [m.name for m in report.models if m.verdict == "CRIT" or (strict and m.verdict == "WARN")]
         if failing:
