@@ -3,8 +3,9 @@
 The issue's budget: one run-search request page, and at most 1.5 s for the whole command as a user runs it
 (a new process: Python start-up, imports, the requests, the table). The script fills a sqlite store in a
 temporary folder (200 runs, 30 params, 30 metrics with 10 steps of history each), starts `mlflow server
---workers 1` on a free loopback port over it, then times whole processes, interleaved round by round so that
-the machine's changing speed hits every case alike:
+--workers 1` on a free loopback port over it, then times whole processes, interleaved round by round and in a
+new random order each round, so that the machine's changing speed and the server's own periodic work (its
+garbage collector runs every so many requests) hit every case alike:
 
 - `mlmon --help`, what starting mlmon costs before any request;
 - `mlmon compare-runs --experiment bench` as a table (200 runs: transposed, no histories), and as JSON;
@@ -203,9 +204,11 @@ def main() -> None:
                 cases.update(client_cases(client, url, experiment_id, len(clients) > 1))
             requests = {label: requests_of(args, log, env) for label, args in cases.items()}  # also a warm-up
             times: dict[str, list[tuple[float, float, float]]] = {label: [] for label in cases}
-            for _ in range(options.runs):
-                for label, args in cases.items():
-                    times[label].append(timed(args, env, root, server.pid))
+            order = list(cases)
+            for round_number in range(options.runs):
+                random.Random(round_number).shuffle(order)
+                for label in order:
+                    times[label].append(timed(cases[label], env, root, server.pid))
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the server's own group: its uvicorn worker too
             server.wait(timeout=15)
