@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlmon.errors import BackendError
+from mlmon.noredirect import NoRedirect
 
 
 class MlflowNotFound(BackendError):
@@ -94,8 +95,6 @@ class MlflowRestClient:
         authorization = _authorization(parts, environ)
         if authorization:
             self._headers["Authorization"] = authorization
-        from mlmon.promapi import NoRedirect
-
         handlers: list[urllib.request.BaseHandler] = [_HTTPHandler(self.read_timeout), NoRedirect()]
         if parts.scheme.lower() == "https":
             try:

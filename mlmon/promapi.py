@@ -33,6 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 from mlmon import __version__
 from mlmon.errors import BackendError
+from mlmon.noredirect import NoRedirect
 
 T = TypeVar("T")
 URL_HINT = "set the Prometheus URL with --prometheus-url or MLMON_PROMETHEUS_URL"
@@ -383,13 +384,6 @@ class PrometheusClient:
 
 class _TooSlow(Exception):
     """The answer did not arrive before the deadline."""
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow no redirect: it would carry the credentials (Authorization) to wherever it points."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # the 3xx answer is then reported as it is
 
 
 def _tls_context(ca_file: str | None, verify_tls: bool) -> ssl.SSLContext:

@@ -7,10 +7,10 @@ Three readers give the same answer:
   under one. The reader checks that the store has the tables and columns it reads (MLflow's schema since
   2.3, when aliases came) and names what is missing otherwise; it never writes, where MLflow's client would
   create or migrate tables;
-- a tracking server is read over MLflow's REST API (:mod:`mlmon.mlflow_rest`), a few models at a time;
-- any other store (PostgreSQL, MySQL, a plugin) goes through MLflow's client, with short timeouts and no
-  retries.
-A test reads the same real stores both ways and compares.
+- a tracking server is read over MLflow's REST API, a few models at a time, and any other store (PostgreSQL,
+  MySQL, a plugin) through MLflow's client with short timeouts and no retries: both with the readers of
+  ``mlmon compare-runs`` (:mod:`mlmon.mlflow_runs`).
+A test reads the same real stores all three ways and compares.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlmon.errors import BackendError, MlmonError
 from mlmon.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from mlmon.mlflow_runs import MlflowReader
 
 # MLflow marks a deleted version with this stage in SQL stores and keeps the row.
 DELETED_STAGE = "Deleted_Internal"
@@ -213,6 +216,8 @@ def _read_sqlite(
         for version, info in versions.get(name, {}).items()
         if info[1] and version in aliases.get(name, {}).values()
     }
+    from mlmon.mlflow_runs import from_store
+
     metrics: dict[str, dict[str, float]] = {}
     if runs:
         run_marks = ",".join("?" * len(runs))
@@ -220,7 +225,7 @@ def _read_sqlite(
             f"SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({run_marks})",
             sorted(runs),
         ):
-            metrics.setdefault(run_id, {})[key] = math.nan if is_nan else float(value)
+            metrics.setdefault(run_id, {})[key] = math.nan if is_nan else from_store(float(value))
     out: dict[str, RegistryState | str] = {}
     for model in models:
         name = model.registered_model
@@ -235,98 +240,57 @@ def _read_sqlite(
 
 
 # ------------------------------------------------------------------------------------------------------
-# A tracking server, over REST
+# A tracking server over REST, or anything else through MLflow's client: the readers compare-runs uses
 
 
 def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | None = None) -> RegistryLookup:
     """The registry of the server at ``registry_uri``, the runs of the one at ``tracking_uri`` (default:
     the same)."""
     from mlmon.mlflow_rest import MlflowRestClient
+    from mlmon.mlflow_runs import RestReader
 
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        client = MlflowRestClient(registry_uri, connect_timeout=timeout, read_timeout=timeout)
-        runs = client
+        registry = MlflowRestClient(registry_uri, connect_timeout=timeout, read_timeout=timeout)
+        tracking = registry
         if tracking_uri not in (None, registry_uri):
-            runs = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
+            tracking = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
         # One request first: an unreachable server fails once, not once per model.
-        client.get("registered-models/search", {"max_results": "1"}, what="the model registry")
-
-        def one(model: ModelSpec) -> RegistryState | str:
-            try:
-                return _rest_state(client, model, runs)
-            except MlmonError as exc:  # names what is missing (the model, a version, a run), URI redacted
-                return exc.message
-
+        registry.get("registered-models/search", {"max_results": "1"}, what="the model registry")
+        reader = RestReader(tracking, registry)
         with ThreadPoolExecutor(REST_THREADS) as pool:
-            return dict(zip((m.name for m in models), pool.map(one, models), strict=True))
+            states = pool.map(lambda model: _reader_state(reader, model), models)
+            return dict(zip((model.name for model in models), states, strict=True))
 
     return lookup
-
-
-def _rest_state(client: Any, model: ModelSpec, runs: Any) -> RegistryState:
-    name = model.registered_model
-    answer = client.get("registered-models/get", {"name": name}, what=f"registered model {name!r}")
-    registered = answer.get("registered_model", {})
-    aliases = {str(a["alias"]): str(a["version"]) for a in registered.get("aliases", [])}
-    stages = _latest_stages(
-        [(str(v["version"]), str(v.get("current_stage", ""))) for v in registered.get("latest_versions", [])]
-    )
-    watched = aliases.get(model.alias)
-    created, metrics = None, {}
-    if watched is not None:
-        version = client.get(
-            "model-versions/get", {"name": name, "version": watched}, what=f"version {watched} of {name!r}"
-        ).get("model_version", {})
-        created = float(version["creation_timestamp"]) if "creation_timestamp" in version else None
-        if version.get("run_id"):
-            run = runs.get("runs/get", {"run_id": version["run_id"]}, what=f"run {version['run_id']}")
-            metrics = {
-                str(m["key"]): float(m["value"])
-                for m in run.get("run", {}).get("data", {}).get("metrics", [])
-            }
-    return _state(model, aliases, stages, created, metrics)
-
-
-# ------------------------------------------------------------------------------------------------------
-# Anything else, through MLflow's client
 
 
 def _client_lookup(tracking_uri: str, registry_uri: str | None = None) -> RegistryLookup:
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
+        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.mlflow_runs import ClientReader
 
-        where = registry_uri or tracking_uri
-        client = mlflow_client(tracking_uri, registry_uri)
-        with mlflow_errors("the model registry", where):
-            client.search_registered_models(max_results=1)
-        out: dict[str, RegistryState | str] = {}
-        for model in models:
-            try:
-                out[model.name] = _client_state(client, model, where, mlflow_errors)
-            except MlmonError as exc:
-                out[model.name] = exc.message
-        return out
+        reader = ClientReader.connect(tracking_uri, registry_uri)
+        with mlflow_errors("the model registry", reader.registry_uri):
+            reader.client.search_registered_models(max_results=1)
+        return {model.name: _reader_state(reader, model) for model in models}
 
     return lookup
 
 
-def _client_state(client: Any, model: ModelSpec, uri: str, errors: Any) -> RegistryState:
+def _reader_state(reader: MlflowReader, model: ModelSpec) -> RegistryState | str:
+    """A model's state read through compare-runs' readers; what is missing (the model, a version, a run) as
+    the error's message, credentials in URIs redacted."""
     name = model.registered_model
-    with errors(
-        f"registered model {name!r}", uri, "register the model, or set registered_model in mlmon.yaml"
-    ):
-        registered = client.get_registered_model(name)
-    aliases = {str(k): str(v) for k, v in (getattr(registered, "aliases", None) or {}).items()}
-    stages = _latest_stages(
-        [(str(v.version), str(v.current_stage)) for v in registered.latest_versions or []]
-    )
-    watched = aliases.get(model.alias)
-    created, metrics = None, {}
-    if watched is not None:
-        with errors(f"version {watched} of {name!r}", uri):
-            version = client.get_model_version(name, watched)
-        created = version.creation_timestamp
-        if version.run_id:
-            with errors(f"run {version.run_id}", uri):
-                metrics = dict(client.get_run(version.run_id).data.metrics)
-    return _state(model, aliases, stages, created, metrics)
+    try:
+        registered = reader.registered_model(name)
+        watched = registered.aliases.get(model.alias)
+        created, metrics = None, {}
+        if watched is not None:
+            version = reader.model_version(name, watched)
+            created = version.creation_timestamp
+            if version.run_id:
+                metrics = dict(reader.run(version.run_id).metrics)
+    except MlmonError as exc:
+        return exc.message
+    stages = _latest_stages(registered.latest_versions)
+    return _state(model, registered.aliases, stages, created, metrics)

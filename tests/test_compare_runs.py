@@ -24,20 +24,10 @@ from typer.testing import CliRunner
 
 from mlmon.cli import app
 from mlmon.cli.compare_runs import comparison_json
-from mlmon.compare import (
-    ClientReader,
-    CompareError,
-    DirectionRules,
-    MlflowRunSource,
-    RestReader,
-    RunRecord,
-    Selection,
-    compare,
-    format_number,
-    metric_direction,
-    sparkline,
-)
+from mlmon.cli.output import sparkline
+from mlmon.compare import CompareError, DirectionRules, compare, format_number, metric_direction
 from mlmon.mlflow_rest import EndpointMissing
+from mlmon.mlflow_runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
 from tests.conftest import REQUIRE_TOOLS
 from tests.servers import free_port, mlflow_server_binary, mlflow_server_started, wait_for_mlflow
 

@@ -1,6 +1,6 @@
 """`mlmon compare-runs`: MLflow runs or registered model versions side by side, with deltas and best values.
 
-The command parses options, reads the records through :class:`mlmon.compare.MlflowRunSource`, calls
+The command parses options, reads the records through :class:`mlmon.mlflow_runs.MlflowRunSource`, calls
 :func:`mlmon.compare.compare` and renders the result as a table, JSON, CSV or Markdown.
 """
 
@@ -22,7 +22,8 @@ from mlmon.cli.output import handles_errors
 from mlmon.cli.stores import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
-    from mlmon.compare import Cell, Column, Comparison, Direction, Row, Selection
+    from mlmon.compare import Cell, Column, Comparison, Direction, Row
+    from mlmon.mlflow_runs import Selection
 
 Format = Literal["table", "json", "csv", "markdown"]
 
@@ -134,7 +135,8 @@ def compare_runs_command(
     or the spec's mlflow.metrics say, else lower for names with loss, error, rmse, mae, mse, logloss or
     latency and higher for the others.
     """
-    from mlmon.compare import TRANSPOSE_AFTER, CompareError, DirectionRules, MlflowRunSource, compare
+    from mlmon.compare import TRANSPOSE_AFTER, CompareError, DirectionRules, compare
+    from mlmon.mlflow_runs import MlflowRunSource
 
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
     flags = _directions(direction or [])
@@ -203,7 +205,7 @@ def _selection(
 
     Click options take one value each, so `--versions 3 4` arrives as versions ["3"] and positional ["4"].
     """
-    from mlmon.compare import Selection
+    from mlmon.mlflow_runs import Selection
 
     if sum(bool(x) for x in (experiment, model)) > 1:
         raise typer.BadParameter("use one of run ids, --experiment or --model", param_hint="--experiment")
@@ -421,7 +423,7 @@ def _cell_painter(
 ) -> Callable[[Cell], GridCell]:
     """A function turning a cell into a table cell: value (bold green when best), delta (dim), ★ and, for
     runs as columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
-    from mlmon.compare import format_delta, format_value, sparkline
+    from mlmon.compare import format_delta, format_value
 
     def cell_text(cell: Cell) -> GridCell:
         value = _one_line(format_value(cell.value, precision))
@@ -434,7 +436,7 @@ def _cell_painter(
         if cell.best:
             found.append((" ★", "bold green"))
         if spark and cell.history:
-            line = sparkline(cell.history)
+            line = output.sparkline(cell.history)
             if line:
                 found.append((f" {line}", ""))
         return paint(*found)
@@ -591,7 +593,7 @@ def comparison_markdown(comparison: Comparison, precision: int = 4, transpose: b
 
 
 def _md_cell(cell: Cell, precision: int) -> str:
-    from mlmon.compare import format_delta, format_value, sparkline
+    from mlmon.compare import format_delta, format_value
 
     text = _md(format_value(cell.value, precision))
     if cell.best:
@@ -599,5 +601,5 @@ def _md_cell(cell: Cell, precision: int) -> str:
     delta = format_delta(cell, precision)
     if delta:
         text += f" ({_md(delta)})"
-    spark = sparkline(cell.history)
+    spark = output.sparkline(cell.history)
     return text + (f" `{spark}`" if spark else "")

@@ -265,8 +265,6 @@ def _view(report: StatusReport) -> list[Line]:
 
 
 def _model_view(model: ModelStatus) -> list[Line]:
-    from mlmon.compare import sparkline
-
     lines: list[Line] = [
         [],
         [(model.name, "bold"), ("  ", ""), (model.verdict, VERDICT_STYLE[model.verdict])],
@@ -287,7 +285,7 @@ def _model_view(model: ModelStatus) -> list[Line]:
         points = model.history.get(key)
         if points:
             values = [v for _, v in points]
-            spark.append(f"{label} {sparkline(values)} {_number(values[-1])}")
+            spark.append(f"{label} {output.sparkline(values)} {_number(values[-1])}")
     if spark:
         lines.append([("  " + "   ".join(spark), "")])
     lines += _checks_lines(model.checks)
