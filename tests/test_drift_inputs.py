@@ -217,6 +217,11 @@ def test_reference_from_mlflow_artifacts(tmp_path: Path, mlflow_store: tuple[str
     assert _error(str(reference), f"runs:/{run_id}/data/reference.parquet").startswith(
         "error: the current data cannot be an MLflow artifact"
     )
+    # A run without a profile: the hint says how to log one.
+    bare = new_run(mlflow_store)
+    code, _, err = run_cli("drift", f"runs:/{bare}", current, "--mlflow-uri", uri)
+    assert code == 1 and f"artifact 'mlmon/profile.json' of MLflow run '{bare}' not found" in err
+    assert f"`mlmon profile DATA --model NAME --log-to-mlflow {bare}`" in err.split("hint: ", 1)[1]
 
 
 # -- the fast paths give the same numbers as the plain ones -----------------------------------------------

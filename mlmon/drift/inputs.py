@@ -45,21 +45,18 @@ def read_reference(location: str, tracking_uri: str | None = None) -> Columns | 
 def _read_reference_files(location: str, source: str) -> Columns | Profile:
     path = Path(location)
     if path.is_file() and path.suffix.lower() == ".json" and looks_like_profile(path):
-        from mlmon.drift.profile import Profile, ProfileError
+        from mlmon.drift.profile import load_profile
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"cannot read profile {source}: {exc}") from None
-        return Profile.from_json(text, source)
+        return load_profile(path, source)
     return read_data(location)
 
 
 def read_current(location: str) -> Columns:
     """The current side: data files, or mlmon prediction logs."""
     from mlmon.data import data_files
+    from mlmon.drift.mlflow_profile import is_mlflow_uri
 
-    if location.startswith(("runs:/", "models:/")):
+    if is_mlflow_uri(location):
         raise InputError(
             f"the current data cannot be an MLflow artifact ({location})",
             "download it, or pass the files or the prediction log folder",

@@ -70,18 +70,10 @@ def load_profile_from_mlflow(uri: str, tracking_uri: str | None = None) -> Profi
     Raises :class:`BackendError` when the server fails or the run, model, alias or artifact does not exist,
     and :class:`ProfileError` when the artifact is not a profile.
     """
-    client = mlflow_client(tracking_uri)
-    run_id, artifact_path = _resolve(client, uri)
-    with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
-        client.get_run(run_id)  # so a missing run is not reported as a missing artifact
     with tempfile.TemporaryDirectory(prefix="mlmon-profile-") as folder:
-        missing = f"log a profile to the run with `mlmon profile DATA --model NAME --log-to-mlflow {run_id}`"
-        with mlflow_errors(
-            f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri, missing
-        ):
-            local = client.download_artifacts(run_id, artifact_path, dst_path=folder)
+        local = download_mlflow_artifact(uri, folder, tracking_uri, profile=True)
         try:
-            text = Path(local).read_text(encoding="utf-8")
+            text = local.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"cannot read the profile at {uri}: {exc}") from None
     return Profile.from_json(text, uri)
@@ -92,17 +84,23 @@ def is_mlflow_uri(text: str) -> bool:
     return text.startswith(("runs:/", "models:/"))
 
 
-def download_mlflow_artifact(uri: str, folder: str | Path, tracking_uri: str | None = None) -> Path:
+def download_mlflow_artifact(
+    uri: str, folder: str | Path, tracking_uri: str | None = None, *, profile: bool = False
+) -> Path:
     """Download the artifact (a file or a folder) a ``runs:/`` or ``models:/`` URI points at into ``folder``.
 
     ``runs:/RUN_ID/PATH`` is that artifact of the run; ``runs:/RUN_ID``, ``models:/NAME@ALIAS`` and
     ``models:/NAME/VERSION`` are the run's mlmon profile. Raises :class:`BackendError` naming what is
-    missing, or where MLflow failed."""
+    missing, or where MLflow failed; a missing profile (``profile``, or the default path) gets the command that
+    logs one as its hint."""
     client = mlflow_client(tracking_uri)
     run_id, artifact_path = _resolve(client, uri)
     with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
         client.get_run(run_id)  # so a missing run is not reported as a missing artifact
-    with mlflow_errors(f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri):
+    missing = None
+    if profile or artifact_path == PROFILE_ARTIFACT_PATH:
+        missing = f"log a profile to the run with `mlmon profile DATA --model NAME --log-to-mlflow {run_id}`"
+    with mlflow_errors(f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri, missing):
         return Path(client.download_artifacts(run_id, artifact_path, dst_path=str(folder)))
 
 

@@ -207,18 +207,20 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def load_profile(path: str | Path) -> Profile:
-    """Read a profile written by ``mlmon profile``."""
+def load_profile(path: str | Path, source: str | None = None) -> Profile:
+    """Read a profile written by ``mlmon profile``; ``source`` names it in errors (default: the path; the
+    MLflow URI, say, of a downloaded one)."""
     path = Path(path)
+    source = source or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProfileError(
-            f"profile {path} not found", "build one with `mlmon profile DATA -o profile.json`"
+            f"profile {source} not found", "build one with `mlmon profile DATA -o profile.json`"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc}") from None
-    return Profile.from_json(text, str(path))
+        raise ProfileError(f"cannot read profile {source}: {exc}") from None
+    return Profile.from_json(text, source)
 
 
 def shares(counts: Sequence[float]) -> list[float]:
