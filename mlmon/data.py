@@ -180,7 +180,17 @@ def read_tables(
         raise DataError(f"cannot combine {paths[0]} and the other files: {_reason(exc)}") from None
     if table.num_rows == 0:
         raise DataError(f"{len(paths)} files and no rows in any", "pass files with at least one row of data")
-    return {name: _to_numpy(Path(paths[0]), name, table.column(name), encode_text) for name in names}
+    found: dict[str, Column] = {}
+    for name in names:
+        try:
+            found[name] = _to_numpy(Path(paths[0]), name, table.column(name), encode_text)
+        except DataError:
+            # The message should name the file that holds the bad value, not the first one: convert each
+            # file's column alone; the first that fails raises.
+            for path, part in tables:
+                _to_numpy(path, name, part.column(name), encode_text)
+            raise
+    return found
 
 
 def _same_columns(tables: Sequence[tuple[Path, pa.Table]]) -> list[str]:

@@ -247,6 +247,17 @@ def test_text_that_is_not_utf8_names_the_column(tmp_path: Path) -> None:
     assert caught.value.message.startswith(f"column 'b' of {path} is not text mlmon can read")
 
 
+def test_text_that_is_not_utf8_in_the_second_file_names_that_file(tmp_path: Path) -> None:
+    from mlmon.data import read_tables
+
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    good.write_bytes(b"a,b\n1,fine\n")
+    bad.write_bytes(b"a,b\n2,\xff\xfe\n")
+    with pytest.raises(DataError) as caught:
+        read_tables([good, bad])
+    assert caught.value.message.startswith(f"column 'b' of {bad} is not text mlmon can read")
+
+
 # --- binning --------------------------------------------------------------------------------------------
 
 
