@@ -106,14 +106,7 @@ def read_table(
     it and listing the columns it has).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise DataError(
-            f"cannot read {path}: unknown file type {suffix or '(no extension)'!r}",
-            f"use a {', '.join(SUPPORTED_SUFFIXES)} file",
-        )
-    if not path.is_file():
-        raise DataError(f"data file {path} not found", "check the path")
+    suffix = _data_file_suffix(path)
     table = _read_arrow(path, suffix, list(columns) if columns is not None else None, encode_text)
     if table.num_rows == 0:
         raise DataError(f"{path} has no rows", "profile a file with at least one row of data")
@@ -164,15 +157,8 @@ def read_tables(
     tables: list[tuple[Path, pa.Table]] = []
     for given in paths:
         path = Path(given)
-        suffix = path.suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            raise DataError(
-                f"cannot read {path}: unknown file type {suffix or '(no extension)'!r}",
-                f"use {', '.join(SUPPORTED_SUFFIXES)} files",
-            )
-        if not path.is_file():
-            raise DataError(f"data file {path} not found", "check the path")
-        tables.append((path, _read_arrow(path, suffix, list(columns) if columns is not None else None)))
+        wanted = list(columns) if columns is not None else None
+        tables.append((path, _read_arrow(path, _data_file_suffix(path), wanted)))
     names = _same_columns(tables)
     try:
         table = pa.concat_tables([t.select(names) for _, t in tables], promote_options="permissive")
@@ -191,6 +177,19 @@ def read_tables(
                 _to_numpy(path, name, part.column(name), encode_text)
             raise
     return found
+
+
+def _data_file_suffix(path: Path) -> str:
+    """The suffix of a data file mlmon reads, once the file is known to exist; else a DataError saying why."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(
+            f"cannot read {path}: unknown file type {suffix or '(no extension)'!r}",
+            f"use {', '.join(SUPPORTED_SUFFIXES)} files",
+        )
+    if not path.is_file():
+        raise DataError(f"data file {path} not found", "check the path")
+    return suffix
 
 
 def _same_columns(tables: Sequence[tuple[Path, pa.Table]]) -> list[str]:
