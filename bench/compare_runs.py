@@ -4,8 +4,8 @@ The issue's budget: one run-search request page, and at most 1.5 s for the whole
 (a new process: Python start-up, imports, the requests, the table). The script fills a sqlite store in a
 temporary folder (200 runs, 30 params, 30 metrics with 10 steps of history each), starts `mlflow server
 --workers 1` on a free loopback port over it, then times whole processes, interleaved round by round and in a
-new random order each round, so that the machine's changing speed and the server's own periodic work (its
-garbage collector runs every so many requests) hit every case alike:
+new random order each round, so that the machine's changing speed and the server's own periodic work (in a
+fixed order, one case kept getting a slower server) hit every case alike:
 
 - `mlmon --help`, what starting mlmon costs before any request;
 - `mlmon compare-runs --experiment bench` as a table (200 runs: transposed, no histories), and as JSON;

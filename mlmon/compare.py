@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal
 
-from mlmon.mlflow_runs import CompareError, RunRecord
+from mlmon.errors import CompareError
+from mlmon.mlflow_runs import RunRecord
 
 Section = Literal["params", "metrics", "tags"]
 Direction = Literal["min", "max"]
@@ -36,9 +37,6 @@ Value = str | float
 
 # {metric: run ids that have it} -> {(run id, metric): points, oldest first}
 HistoryReader = Callable[[Mapping[str, Sequence[str]]], Mapping[tuple[str, str], Sequence[float]]]
-
-__all__ = ["CompareError", "Comparison", "DirectionRules", "RunRecord", "compare", "metric_direction"]
-
 
 # ------------------------------------------------------------------------------------------------------
 # Output: the comparison
@@ -69,7 +67,9 @@ class Column:
         return " ".join([f"v{self.version}", *(f"@{alias}" for alias in self.aliases)])
 
 
-@dataclass(slots=True)
+@dataclass(
+    slots=True, unsafe_hash=True
+)  # hashable by value, as were the frozen Row and Comparison holding it
 class Cell:
     """One value of one row in one column; ``value`` is None when the run does not have it.
 

@@ -172,7 +172,8 @@ def read_tables(
             found[name] = _to_numpy(Path(paths[0]), name, table.column(name), encode_text)
         except DataError:
             # The message should name the file that holds the bad value, not the first one: convert each
-            # file's column alone; the first that fails raises.
+            # file's column alone; the first that fails raises (when only the combined column fails, the
+            # message names the first file).
             for path, part in tables:
                 _to_numpy(path, name, part.column(name), encode_text)
             raise
@@ -185,7 +186,7 @@ def _data_file_suffix(path: Path) -> str:
     if suffix not in SUPPORTED_SUFFIXES:
         raise DataError(
             f"cannot read {path}: unknown file type {suffix or '(no extension)'!r}",
-            f"use {', '.join(SUPPORTED_SUFFIXES)} files",
+            f"mlmon reads {', '.join(SUPPORTED_SUFFIXES)} files",
         )
     if not path.is_file():
         raise DataError(f"data file {path} not found", "check the path")

@@ -51,6 +51,10 @@ class BackendError(MlmonError):
     """A server (Prometheus, Alertmanager, MLflow) could not be reached or answered nonsense."""
 
 
+class CompareError(MlmonError):
+    """The runs asked for cannot be compared as asked (nothing selected, an unknown baseline)."""
+
+
 class CheckFailed(MlmonError):
     """A check the user asked for found a problem (exit code 3)."""
 

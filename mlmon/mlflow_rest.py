@@ -1,4 +1,5 @@
-"""MLflow's REST API, read with the standard library: the calls ``mlmon compare-runs`` makes to a server.
+"""MLflow's REST API, read with the standard library: the calls ``mlmon compare-runs`` and ``mlmon status``
+make to a tracking server (through :mod:`mlmon.mlflow_runs`).
 
 Importing MLflow's client takes two to four seconds (pydantic, protobuf, opentelemetry and more), longer than
 a command that reads one page of runs from a tracking server should take in all. For ``http://`` and

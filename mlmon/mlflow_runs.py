@@ -13,12 +13,13 @@ alias asked for.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlmon.errors import BackendError, MlmonError
+from mlmon.errors import BackendError, CompareError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,10 +35,6 @@ HISTORY_RUNS_PER_REQUEST = 100
 HISTORY_POINTS = 2500
 # History requests run this many at a time: one per shown metric adds up on a remote server.
 HISTORY_CONCURRENCY = 4
-
-
-class CompareError(MlmonError):
-    """The selection of runs cannot be compared as asked (nothing selected, an unknown baseline)."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +114,11 @@ class RegisteredModel:
 
 
 class MlflowReader(Protocol):
-    """The few reads a comparison needs. :class:`ClientReader` and :class:`RestReader` implement them."""
+    """The reads ``mlmon compare-runs`` and status's registry lookup need. :class:`ClientReader` and
+    :class:`RestReader` implement them."""
 
     tracking_uri: str
+    registry_uri: str  # where the registered models are: the tracking store unless told otherwise
 
     def run(self, run_id: str) -> RunRecord: ...
 
@@ -163,8 +162,6 @@ class MlflowRunSource:
 
         ``registry_uri`` defaults to MLFLOW_REGISTRY_URI, then to the tracking URI, as in MLflow.
         """
-        import os
-
         from mlmon.mlflow_rest import MlflowRestClient, rest_supported
 
         registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None
@@ -222,7 +219,8 @@ class MlflowRunSource:
         for alias in aliases:
             if alias.lstrip("@") not in by_alias:
                 raise BackendError(
-                    f"alias {alias!r} of registered model {name!r} not found in MLflow at {_where(self.tracking_uri)}",
+                    f"alias {alias!r} of registered model {name!r} not found in MLflow at "
+                    f"{_where(self.reader.registry_uri)}",
                     f"the model's aliases: {known}",
                 )
             wanted.append(by_alias[alias.lstrip("@")])
@@ -257,7 +255,8 @@ class MlflowRunSource:
         return records
 
     def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
-        """The history of each metric in each of its runs, oldest first: a :data:`HistoryReader`."""
+        """The history of each metric in each of its runs, oldest first: a
+        :data:`mlmon.compare.HistoryReader`."""
         return self.reader.metric_histories(wanted)
 
 
@@ -268,7 +267,8 @@ class ClientReader:
     def __init__(self, client: MlflowClient, registry_uri: str | None = None) -> None:
         self.client = client
         self.tracking_uri = str(client.tracking_uri)
-        self.registry_uri = registry_uri or self.tracking_uri  # named in errors about registered models
+        # Named in errors about registered models; MLflow's client reads MLFLOW_REGISTRY_URI itself too.
+        self.registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
 
     @classmethod
     def connect(cls, tracking_uri: str | None = None, registry_uri: str | None = None) -> ClientReader:
@@ -361,6 +361,7 @@ class RestReader:
         self.tracking = tracking
         self.registry = registry or tracking
         self.tracking_uri = tracking.tracking_uri
+        self.registry_uri = self.registry.tracking_uri
 
     @property
     def requests_made(self) -> int:

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from mlmon.cli import app
 from mlmon.cli.compare_runs import comparison_json
 from mlmon.cli.output import sparkline
-from mlmon.compare import CompareError, DirectionRules, compare, format_number, metric_direction
+from mlmon.compare import DirectionRules, compare, format_number, metric_direction
+from mlmon.errors import CompareError
 from mlmon.mlflow_rest import EndpointMissing
 from mlmon.mlflow_runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
 from tests.conftest import REQUIRE_TOOLS
@@ -476,6 +477,18 @@ def test_unknown_version_alias_and_model_are_named(store: Store) -> None:
     )
     code, _, err = run("--model", "nope", "--mlflow-uri", store.uri)
     assert code == 1 and err.startswith("error: registered model 'nope' not found in MLflow")
+
+
+def test_alias_errors_name_the_registry_that_was_asked(store: Store, tmp_path: Path) -> None:
+    tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
+    args = ["compare-runs", "--model", "churn-model", "--aliases", "shadow", "--mlflow-uri", tracking]
+    result = CliRunner(env={**ENV, "MLFLOW_REGISTRY_URI": store.uri}).invoke(app, args)
+    assert result.exit_code == 1
+    # (MLflow's client logs that it made the empty tracking store first.)
+    assert (
+        f"error: alias 'shadow' of registered model 'churn-model' not found in MLflow at {store.uri}\n"
+        in result.stderr
+    )
 
 
 def test_many_runs_are_transposed(store: Store) -> None:

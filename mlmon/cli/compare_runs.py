@@ -13,7 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import typer
 
@@ -135,7 +135,8 @@ def compare_runs_command(
     or the spec's mlflow.metrics say, else lower for names with loss, error, rmse, mae, mse, logloss or
     latency and higher for the others.
     """
-    from mlmon.compare import TRANSPOSE_AFTER, CompareError, DirectionRules, compare
+    from mlmon.compare import TRANSPOSE_AFTER, DirectionRules, compare
+    from mlmon.errors import CompareError
     from mlmon.mlflow_runs import MlflowRunSource
 
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
@@ -359,6 +360,14 @@ Piece = tuple[str, str]
 # A table cell, on one line: its text as measured, and as written (with ANSI codes when in colour).
 GridCell = tuple[str, str]
 EMPTY: GridCell = ("", "")
+
+
+class Painter(Protocol):
+    """Makes a table cell of styled pieces (see :func:`_painter`)."""
+
+    def __call__(self, *pieces: Piece) -> GridCell: ...
+
+
 # Line breaks and tabs in a value would break the table's alignment.
 _ONE_LINE = str.maketrans({"\n": "⏎", "\r": "", "\t": " "})
 
@@ -368,7 +377,7 @@ def _one_line(text: str) -> str:
     return text.translate(_ONE_LINE) if "\n" in text or "\r" in text or "\t" in text else text
 
 
-def _painter(colour: bool) -> Callable[..., GridCell]:
+def _painter(colour: bool) -> Painter:
     """A function making a table cell of pieces. In colour each piece is cleaned of control characters before
     its ANSI codes go round it; without, the table cleans whole lines (faster, and the same text)."""
     codes = output.ansi_codes() if colour else {}
@@ -418,9 +427,7 @@ def _row_label(row: Row) -> str:
     return f"{row.name} {'↓' if row.direction == 'min' else '↑'}"
 
 
-def _cell_painter(
-    paint: Callable[..., GridCell], precision: int, limit: int, spark: bool
-) -> Callable[[Cell], GridCell]:
+def _cell_painter(paint: Painter, precision: int, limit: int, spark: bool) -> Callable[[Cell], GridCell]:
     """A function turning a cell into a table cell: value (bold green when best), delta (dim), ★ and, for
     runs as columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
     from mlmon.compare import format_delta, format_value
@@ -460,9 +467,7 @@ def print_table(comparison: Comparison, precision: int = 4, transpose: bool = Fa
     sys.stdout.flush()
 
 
-def _grid(
-    comparison: Comparison, paint: Callable[..., GridCell], precision: int, limit: int
-) -> list[list[GridCell]]:
+def _grid(comparison: Comparison, paint: Painter, precision: int, limit: int) -> list[list[GridCell]]:
     """Runs as columns: header lines, then a title row per section and one row per param, metric or tag."""
     columns = comparison.columns
     cell_text = _cell_painter(paint, precision, limit, spark=True)
@@ -482,7 +487,7 @@ def _grid(
 
 
 def _transposed_grid(
-    comparison: Comparison, paint: Callable[..., GridCell], precision: int, limit: int
+    comparison: Comparison, paint: Painter, precision: int, limit: int
 ) -> list[list[GridCell]]:
     """Runs as rows: one line per run, one column per header fact and per param, metric or tag."""
     fields = _header_fields(comparison)

@@ -190,7 +190,7 @@ def _exit(report: StatusReport, check: bool, strict: bool) -> None:
         # Without a spec the models are the ones Prometheus knows: nothing was learned at all.
         raise BackendError(
             f"no model to show: Prometheus did not answer ({prometheus.error})",
-            prometheus.hint or "start Prometheus, or name the models in mlmon.yaml (mlmon init)",
+            "; ".join(filter(None, [prometheus.hint, "or name the models in mlmon.yaml (mlmon init)"])),
         )
     if check:
         failing = [m.name for m in report.models if m.verdict == "CRIT" or (strict and m.verdict == "WARN")]
