@@ -30,6 +30,7 @@ from mlmon import rules
 from mlmon.spec import spec_from_dict
 from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL
 from tests.conftest import CLI_ENV, run_cli
+from tests.servers import poll
 from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
 
 WINDOW = "1h"  # drift and feedback window of every model here
@@ -669,16 +670,16 @@ def test_watch_redraws_until_ctrl_c_and_shows_a_backend_that_goes_down(
         text=True,
         env=env,
     )
+
+    def views_asked(at_least: int) -> int | None:
+        count = server.paths().count("/api/v1/rules")
+        return count if count >= at_least else None
+
     try:
-        deadline = time.monotonic() + 60
-        while server.paths().count("/api/v1/rules") < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.paths().count("/api/v1/rules") >= 2, "status --watch did not refresh"
+        refreshes = poll(lambda: views_asked(2), 60, "status --watch to refresh")
         # Prometheus fails from now on: the next views say so, and the watch goes on.
         fake.answer("/api/v1/rules", "upstream connect error", 502, "text/plain")
-        refreshes = server.paths().count("/api/v1/rules")
-        while server.paths().count("/api/v1/rules") < refreshes + 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: views_asked(refreshes + 2), 60, "status --watch to refresh with Prometheus down")
         time.sleep(0.5)  # the view after the last request
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
