@@ -3,9 +3,8 @@
 Prometheus is asked a fixed number of questions whatever the number of models: the list of recording
 rules, then together four instant queries (see PER_FEATURE_CHECKS; each part tagged with an
 ``mlmon_check`` label and aggregated ``by (model)``), one range query for the sparklines and the firing
-alerts. Where a recording rule
-is loaded, its series is read; where it is not, the rule's expression is evaluated instead, so status
-works on a Prometheus that only scrapes.
+alerts. Where a recording rule is loaded, its series is read; where it is not, the rule's expression is
+evaluated instead, so status works on a Prometheus that only scrapes.
 
 Each check gets a verdict against the model's thresholds (the same ones the alert rules use), and each
 model the worst verdict of its checks and of its firing alerts. The report is plain data: the CLI renders

@@ -206,17 +206,17 @@ def _write_json(value: Any, newline: str, indent: str, out: list[str]) -> None:
         out.append(("," if position else "") + inner)
         if opening == "{":
             key, item = item
-            out.append((_quoted(key) if type(key) is str else _one_line(_json_key(key))) + ": ")
+            out.append(_json_key(key) + ": ")
         _write_json(item, inner, indent, out)
     out.append(newline + closing)
 
 
 def _json_key(key: Any) -> str:
-    """A key as ``json.dumps`` writes it (strings as they are, numbers and constants as JSON text)."""
+    """A key as ``json.dumps`` writes it: a string quoted, a number or constant as its JSON text, quoted."""
     if isinstance(key, str):
-        return key
+        return _quoted(key)
     if key is None or isinstance(key, (bool, int, float)):
-        return json.dumps(key)
+        return _quoted(json.dumps(key))
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 

@@ -7,8 +7,8 @@
   ``.drift`` (1 or 0), ``.missing_ratio_reference`` and ``.missing_ratio_current``.
 
 MLflow allows letters, digits, ``_ - . : /`` and spaces in a metric name; any other character of a feature
-name, and ``/`` too, becomes ``_`` (a suffix keeps two features apart should they then collide). The artifacts go under
-``mlmon/drift/``: ``report.html`` and ``report.json``.
+name, and ``/`` too, becomes ``_`` (a suffix keeps two features apart should they then collide). The
+artifacts go under ``mlmon/drift/``: ``report.html`` and ``report.json``.
 """
 
 from __future__ import annotations
