@@ -121,6 +121,12 @@ REFERENCE_ACCURACY = Metric(
     ("model", "version"),
     "Accuracy of the model version on its reference data.",
 )
+MONITOR_START = Metric(
+    "mlmon_monitor_start_time_seconds",
+    "gauge",
+    ("model", "version"),
+    "When this process began counting for the model version (Unix time); a new value means a counter reset.",
+)
 MODEL_TRAINED_TIMESTAMP = Metric(
     "mlmon_model_trained_timestamp_seconds",
     "gauge",
@@ -142,6 +148,7 @@ METRICS: tuple[Metric, ...] = (
     INVALID_INPUT,
     FEEDBACK,
     REFERENCE_ACCURACY,
+    MONITOR_START,
     MODEL_TRAINED_TIMESTAMP,
 )
 

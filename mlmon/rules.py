@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mlmon import contract as c
 from mlmon.escape import go_template_text, number, promql_matchers
-from mlmon.spec import ModelSpec, Spec
+from mlmon.spec import ModelSpec, Spec, duration_seconds
 
 RATE_WINDOW = "5m"
 EPS = number(c.PSI_EPSILON)
@@ -92,6 +92,7 @@ class AlertRule:
     summary: Annotation
     description: Annotation
     runbook_url: str
+    keep_firing_for: str = ""  # how long it stays firing once its condition is gone
 
     @property
     def labels(self) -> dict[str, str]:
@@ -111,6 +112,7 @@ class AlertRule:
 class RuleGroup:
     name: str
     rules: tuple[RecordingRule | AlertRule, ...] = field(default_factory=tuple)
+    interval: str | None = None  # None: Prometheus' global evaluation_interval
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -227,7 +229,7 @@ def _ratio_or_zero(numerator: str, denominator: str) -> str:
 def _psi(current: str, reference: str, on: str) -> str:
     """PSI = sum((a - e) * ln(a / e)) with both shares clamped to PSI_EPSILON, as offline drift computes it."""
     a = f"clamp_min({current}, {EPS})"
-    e = f"clamp_min(max by ({on}) ({reference}), {EPS})"
+    e = f"clamp_min({reference_gauge(reference, on)}, {EPS})"
     return f"(\n    {a}\n    - on ({on}) {e}\n  )\n  * ln(\n    {a}\n    / on ({on}) {e}\n  )"
 
 
@@ -247,30 +249,157 @@ def _rate_rules() -> RuleGroup:
                 f"(rate({c.REQUEST_DURATION.name}_bucket[{RATE_WINDOW}]))\n)",
             )
         )
-    rules.append(RecordingRule(model_age(), f"time() - max by ({_MV}) ({c.MODEL_TRAINED_TIMESTAMP.name})"))
+    rules.append(
+        RecordingRule(model_age(), f"time() - {reference_gauge(c.MODEL_TRAINED_TIMESTAMP.name, _MV)}")
+    )
     return RuleGroup(f"mlmon.rates.{RATE_WINDOW}", tuple(rules))
 
 
-def window_count(selector: str, w: str) -> str:
-    """Events counted by a counter over the window ``w``, per series, exactly.
+# How long a target may go unscraped (failed scrapes, a slow restart) and still have what it counted in the
+# meantime carried into the windows when it is back. Every step evaluation reads this much of each counter.
+GAP_TOLERANCE = "10m"
+# The shortest window is counted in this many steps; the counting group evaluates once per step.
+STEPS_PER_WINDOW = 60
+MAX_COUNT_STEP_MS = 60_000
 
-    ``increase()`` extrapolates each series to the window's edges by a factor that depends on when its
-    target was scraped, so summing it over replicas weighs each replica a little differently, and shares
-    (and so PSI) drift away from the true ones. The instrument creates every series at zero, so the count
-    is simply the last value in the window minus the value at its start; a series younger than the window
-    counts from zero, and one that went stale inside the window still counts up to its last sample. After
-    a counter reset (a restarted process) only the events since the reset are counted."""
+
+def count_step_ms(spec: Spec) -> int:
+    """The counting group's interval in milliseconds: a sixtieth of the shortest window, at least the
+    evaluation interval and at most a minute (an hour's drift need not be re-read every 15 seconds)."""
+    shortest_ms = round(duration_seconds(spec.windows()[0]) * 1000)
+    evaluation_ms = round(duration_seconds(spec.prometheus.evaluation_interval) * 1000)
+    return max(evaluation_ms, min(MAX_COUNT_STEP_MS, shortest_ms // STEPS_PER_WINDOW))
+
+
+def duration_text(ms: int) -> str:
+    """A Prometheus duration for ``ms`` milliseconds: 59m30s, 5s, 1h, 2500ms."""
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A counter the windows count: its exposed series, the labels beyond (model, version) it is summed by,
+    and the level and metric parts of its recorded names."""
+
+    series: str
+    extra: tuple[str, ...]
+    level: str
+    metric: str
+
+    @property
+    def by(self) -> str:
+        return ", ".join((_MV, *self.extra))
+
+    @property
+    def step(self) -> str:
+        return f"{self.level}:{self.metric}:step"
+
+    def count(self, window: str) -> str:
+        return f"{self.level}:{self.metric}:count{window}"
+
+
+FEATURE_BINS = Counted(c.FEATURE_BIN.name, ("feature", "bin"), "model_feature_bin", "mlmon_feature_bin")
+FEATURE_MISSING = Counted(c.FEATURE_MISSING.name, ("feature",), "model_feature", "mlmon_feature_missing")
+PREDICTION_BINS = Counted(c.PREDICTION_BIN.name, ("bin",), "model_bin", "mlmon_prediction_bin")
+CONFIDENCE_COUNT = Counted(
+    c.PREDICTION_CONFIDENCE.name + "_count", (), "model", "mlmon_prediction_confidence"
+)
+CONFIDENCE_SUM = Counted(
+    c.PREDICTION_CONFIDENCE.name + "_sum", (), "model", "mlmon_prediction_confidence_sum"
+)
+FEEDBACK = Counted(c.FEEDBACK.name, ("predicted", "actual", "correct"), "model_outcome", "mlmon_feedback")
+REQUESTS = Counted(c.REQUESTS.name, ("status",), "model_status", "mlmon_requests")
+INVALID_INPUT = Counted(
+    c.INVALID_INPUT.name, ("feature", "reason"), "model_feature_reason", "mlmon_invalid_input"
+)
+COUNTED = (
+    FEATURE_BINS,
+    FEATURE_MISSING,
+    PREDICTION_BINS,
+    CONFIDENCE_COUNT,
+    CONFIDENCE_SUM,
+    FEEDBACK,
+    REQUESTS,
+    INVALID_INPUT,
+)
+
+
+def step_count(counter: Counted, step: str, matchers: str = "") -> str:
+    """What every process counted since the previous step, summed over processes: exactly, across restarts.
+
+    Each process exports, beside its counters, ``mlmon_monitor_start_time_seconds``: a new value means a new
+    process whose counters began at zero. For each series, at each step of the counting group:
+
+    - the same process as at the last step: its value now minus its last value at or before the last step
+      (the last value within GAP_TOLERANCE, so failed scrapes in between lose nothing; a series the process
+      created since counts from zero);
+    - a new process in place of an old one (a restart, a gunicorn master reload): all of its value;
+    - a process not seen within GAP_TOLERANCE that started within it (a new replica, a rolling deploy's new
+      instance): all of its value; one that started earlier (Prometheus itself is new) is taken as the
+      baseline, as ``increase()`` would;
+    - a service without the start gauge: the difference, or all of the value where it went down.
+
+    The steps partition the scrapes: summing them over a window counts each observation Prometheus scraped
+    exactly once, with no extrapolation, whatever restarts and gaps. What Prometheus cannot know is lost:
+    what a process counted after its last successful scrape before it died."""
+    x = counter.series + matchers
+    start = c.MONITOR_START.name
+    previous = f"last_over_time({x}[{GAP_TOLERANCE}] offset {step})"
+    previous_start = f"last_over_time({start}[{GAP_TOLERANCE}] offset {step})"
+    match = f" ignoring ({', '.join(counter.extra)})" if counter.extra else ""
+    young = duration_seconds(GAP_TOLERANCE) + duration_seconds(step)
     return (
-        f"(\n    last_over_time({selector}[{w}]) - {selector} offset {w} >= 0\n"
-        f"    or\n    last_over_time({selector}[{w}])\n  )"
+        f"sum by ({counter.by}) (\n"
+        f"    ({x} - ({previous} or {x} * 0))\n"
+        f"    and{match} ({start} == {previous_start})\n"
+        f"  or\n"
+        f"    {x}\n"
+        f"    and{match} ({start} != {previous_start})\n"
+        f"  or\n"
+        f"    {x}\n"
+        f"    and{match} ({start} > time() - {number(young)} unless {previous_start})\n"
+        f"  or\n"
+        f"    ({x} - {previous} >= 0 or {x})\n"
+        f"    unless{match} {start}\n"
+        f")"
     )
 
 
-def _window_rules(w: str) -> RuleGroup:
+def _window_range(window: str, step_ms: int) -> str:
+    """The range that holds a window's last window/step step samples: half a step short of the window, so
+    that it holds that many whether its left end is closed (Prometheus 2) or open (Prometheus 3)."""
+    steps = max(1, round(duration_seconds(window) * 1000 / step_ms))
+    return duration_text(steps * step_ms - step_ms // 2)
+
+
+def window_sum(step_series: str, window: str, step_ms: int) -> str:
+    """The sum of a recorded step series over the last ``window``."""
+    return f"sum_over_time({step_series}[{_window_range(window, step_ms)}])"
+
+
+def raw_window_count(counter: Counted, window: str, step_ms: int, matchers: str = "") -> str:
+    """A window count without recording rules: the steps as a subquery evaluated at the counting step."""
+    step = duration_text(step_ms)
+    return f"sum_over_time((\n  {step_count(counter, step, matchers)}\n)[{_window_range(window, step_ms)}:{step}])"
+
+
+def reference_gauge(metric: str, on: str) -> str:
+    """A reference gauge that a few failed scrapes do not take away (it would end the PSI and the alert)."""
+    return f"max by ({on}) (last_over_time({metric}[{GAP_TOLERANCE}]))"
+
+
+def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
     mvf, mvfb, mvb = f"{_MV}, feature", f"{_MV}, feature, bin", f"{_MV}, bin"
-    conf = c.PREDICTION_CONFIDENCE.name
     feedback = feedback_counts(w)
     mvc = f"{_MV}, class"
+
+    def counted(counter: Counted) -> RecordingRule:
+        return RecordingRule(counter.count(w), window_sum(counter.step, w, step_ms))
 
     def per_class(label: str, correct_only: bool) -> str:
         selector = f'{feedback}{{correct="true"}}' if correct_only else feedback
@@ -283,9 +412,9 @@ def _window_rules(w: str) -> RuleGroup:
     predicted = per_class("predicted", correct_only=False)
     actual = per_class("actual", correct_only=False)
     classes = f"(\n  {predicted} * 0\n  or\n  {actual} * 0\n)"
-    rules = [
-        # Exact counts per bin first; every share and statistic below derives from them.
-        RecordingRule(feature_bin_count(w), f"sum by ({mvfb}) (\n  {window_count(c.FEATURE_BIN.name, w)}\n)"),
+    return [
+        # Exact counts first; every share and statistic below derives from them.
+        counted(FEATURE_BINS),
         RecordingRule(feature_observations(w), f"sum by ({mvf}) ({feature_bin_count(w)})"),
         RecordingRule(
             feature_bin_ratio(w),
@@ -297,16 +426,12 @@ def _window_rules(w: str) -> RuleGroup:
             + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb)
             + "\n)",
         ),
-        RecordingRule(
-            feature_missing_count(w), f"sum by ({mvf}) (\n  {window_count(c.FEATURE_MISSING.name, w)}\n)"
-        ),
+        counted(FEATURE_MISSING),
         RecordingRule(
             feature_missing_ratio(w),
             f"{feature_missing_count(w)}\n/\n({feature_missing_count(w)} + {feature_observations(w)})",
         ),
-        RecordingRule(
-            prediction_bin_count(w), f"sum by ({mvb}) (\n  {window_count(c.PREDICTION_BIN.name, w)}\n)"
-        ),
+        counted(PREDICTION_BINS),
         RecordingRule(prediction_observations(w), f"sum by ({_MV}) ({prediction_bin_count(w)})"),
         RecordingRule(
             prediction_bin_ratio(w),
@@ -318,15 +443,12 @@ def _window_rules(w: str) -> RuleGroup:
             + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb)
             + "\n)",
         ),
-        RecordingRule(confidence_count(w), f"sum by ({_MV}) (\n  {window_count(conf + '_count', w)}\n)"),
+        counted(CONFIDENCE_COUNT),
         RecordingRule(
             confidence_mean(w),
-            f"sum by ({_MV}) (\n  {window_count(conf + '_sum', w)}\n)\n/\n{confidence_count(w)}",
+            f"{window_sum(CONFIDENCE_SUM.step, w, step_ms)}\n/\n{confidence_count(w)}",
         ),
-        RecordingRule(
-            feedback,
-            f"sum by ({_MV}, predicted, actual, correct) (\n  {window_count(c.FEEDBACK.name, w)}\n)",
-        ),
+        counted(FEEDBACK),
         RecordingRule(feedback_count(w), f"sum by ({_MV}) ({feedback})"),
         RecordingRule(
             accuracy(w),
@@ -350,13 +472,26 @@ def _window_rules(w: str) -> RuleGroup:
             f"  > -Inf\n)\nor\n{class_precision(w)} * 0",
         ),
         RecordingRule(macro_f1(w), f"avg by ({_MV}) ({class_f1(w)})"),
+        counted(REQUESTS),
+        counted(INVALID_INPUT),
     ]
-    return RuleGroup(f"mlmon.window.{w}", tuple(rules))
+
+
+def _count_rules(spec: Spec) -> RuleGroup:
+    """One group for every window: the steps first, then each window's counts and what derives from them.
+    One group, so that each window sums steps recorded at its own evaluation times, a whole number of them."""
+    step_ms = count_step_ms(spec)
+    step = duration_text(step_ms)
+    rules: list[RecordingRule | AlertRule] = [RecordingRule(k.step, step_count(k, step)) for k in COUNTED]
+    for w in spec.windows():
+        rules += _window_rules(w, step_ms)
+    return RuleGroup("mlmon.counts", tuple(rules), interval=step)
 
 
 def recording_rules(spec: Spec) -> tuple[RuleGroup, ...]:
-    """The recording rule groups for ``spec``: 5-minute rates, then one group per drift or feedback window."""
-    return (_rate_rules(), *(_window_rules(w) for w in spec.windows()))
+    """The recording rule groups for ``spec``: 5-minute rates, then the counts of every drift and feedback
+    window, evaluated every :func:`count_step_ms`."""
+    return (_rate_rules(), _count_rules(spec))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -367,6 +502,15 @@ CLASSIFICATION_SIGNALS = ("confidence", "accuracy")
 M = Label("model")
 TM = Label(c.TARGET_MODEL_LABEL)  # `up` knows its model by the scrape config's target label
 F = Label("feature")
+
+
+# A firing alert outlives a few failed scrapes or a missed evaluation by this much, so that a gap does not
+# resolve it and fire it anew (each new firing would restart `for` and page again). Availability and
+# staleness alerts need no such grace: their inputs do not go away with a failed scrape.
+KEEP_FIRING_FOR = {
+    signal: "5m"
+    for signal in ("errors", "latency", "drift", "prediction_drift", "missing", "confidence", "accuracy")
+}
 
 
 def _runbook(spec: Spec, alert: str) -> str:
@@ -390,7 +534,16 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         description: Annotation,
     ) -> AlertRule:
         return AlertRule(
-            model.name, name, expr, for_, severity, signal, summary, description, _runbook(spec, name)
+            model.name,
+            name,
+            expr,
+            for_,
+            severity,
+            signal,
+            summary,
+            description,
+            _runbook(spec, name),
+            KEEP_FIRING_FOR.get(signal, ""),
         )
 
     target_sel = promql_matchers(**{c.TARGET_MODEL_LABEL: model.name})
@@ -552,7 +705,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         alert(
             "MlmonConfidenceDrop",
             f"{confidence_mean(dw)}{sel}\n< on ({_MV})\n"
-            f"(max by ({_MV}) ({c.REFERENCE_CONFIDENCE_MEAN.name}{sel}) - {number(t.confidence_drop)})\n"
+            f"({reference_gauge(c.REFERENCE_CONFIDENCE_MEAN.name + sel, _MV)} - {number(t.confidence_drop)})\n"
             f"and on ({_MV})\n{confidence_count(dw)}{sel} >= {n}",
             "30m",
             "warning",
@@ -573,7 +726,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
         alert(
             "MlmonAccuracyDrop",
             f"{accuracy(fw)}{sel}\n< on ({_MV})\n"
-            f"(max by ({_MV}) ({c.REFERENCE_ACCURACY.name}{sel}) - {number(t.accuracy_drop)})\n"
+            f"({reference_gauge(c.REFERENCE_ACCURACY.name + sel, _MV)} - {number(t.accuracy_drop)})\n"
             f"and on ({_MV})\n{feedback_count(fw)}{sel} >= {n}",
             "30m",
             "critical",

@@ -26,7 +26,7 @@ from mlmon import rules as r
 from mlmon.errors import MlmonError
 from mlmon.escape import number
 from mlmon.registry import RegistryLookup, RegistryState
-from mlmon.spec import ModelSpec, Spec, Thresholds, duration_seconds
+from mlmon.spec import ModelSpec, PrometheusConfig, Spec, Thresholds, duration_seconds
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -224,7 +224,7 @@ def _rate_questions() -> list[_Question]:
     return questions
 
 
-def _window_questions(w: str) -> list[_Question]:
+def _window_questions(w: str, step_ms: int) -> list[_Question]:
     mf = "model, feature"
     return [
         _Question("feature_psi", _by(mf, r.feature_psi(w)), (r.feature_psi(w),), None, w),
@@ -262,8 +262,8 @@ def _window_questions(w: str) -> list[_Question]:
             f"{_by('model', r.feedback_counts(w) + '{correct=' + chr(34) + 'true' + chr(34) + '}', 'sum')}"
             f" / {_by('model', r.feedback_count(w), 'sum')}",
             (r.feedback_counts(w), r.feedback_count(w)),
-            f"sum by (model) ({r.window_count(c.FEEDBACK.name + '{correct=' + chr(34) + 'true' + chr(34) + '}', w)})"
-            f" / sum by (model) ({r.window_count(c.FEEDBACK.name, w)})",
+            f"sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms, '{correct=' + chr(34) + 'true' + chr(34) + '}')})"
+            f" / sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms)})",
             w,
         ),
         _Question(
@@ -278,23 +278,35 @@ class _Inliner:
     name with its rule's expression. A recorded name used with a selector (``name{...}``) cannot be
     replaced that way; such expressions have no raw form."""
 
-    def __init__(self, windows: Iterable[str]) -> None:
-        # Recording rules depend only on the windows: one stand-in model per window yields them all.
+    def __init__(self, windows: Iterable[str], evaluation_interval: str) -> None:
+        # Recording rules depend only on the windows and the evaluation interval (which sets the counting
+        # step, and so each window's subquery step): one stand-in model per window yields them all.
         stand_ins = tuple(
             ModelSpec(f"w{i}", f"w{i}", thresholds=Thresholds(drift_window=w, feedback_window=w))
             for i, w in enumerate(sorted(set(windows)))
         )
         self.rules: dict[str, str] = {}
-        for group in r.recording_rules(Spec(project="status", models=stand_ins)):
+        self.steps: dict[str, str] = {}  # a recorded name's evaluation interval, where its group has one
+        stand_in = Spec(
+            project="status",
+            models=stand_ins,
+            prometheus=PrometheusConfig(evaluation_interval=evaluation_interval),
+        )
+        self.step_ms = r.count_step_ms(stand_in)
+        for group in r.recording_rules(stand_in):
             for rule in group.rules:
                 if isinstance(rule, r.RecordingRule):
+                    if group.interval:
+                        self.steps[rule.record] = group.interval
                     # `group_left NAME` would read `group_left (EXPR)` once NAME is inlined: PromQL takes
                     # the parenthesis for group_left's label list. An explicit empty list keeps the meaning.
                     self.rules[rule.record] = re.sub(
                         r"\b(group_left|group_right)(\s+)(?![\s(])", r"\1 ()\2", rule.expr
                     )
         names = sorted(self.rules, key=len, reverse=True)
-        self._pattern = re.compile(r"(?<![\w:])(" + "|".join(map(re.escape, names)) + r")(?![\w:])(\s*\{)?")
+        self._pattern = re.compile(
+            r"(?<![\w:])(" + "|".join(map(re.escape, names)) + r")(?![\w:])(\s*\{|\[([^\]:]+)\])?"
+        )
 
     def __call__(self, expr: str, depth: int = 0) -> str | None:
         if depth > 10:
@@ -303,10 +315,14 @@ class _Inliner:
 
         def replace(match: re.Match[str]) -> str:
             nonlocal failed
-            if match.group(2):
+            name, suffix, range_ = match.groups()
+            if range_:
+                # A sum over a window of recorded steps becomes a subquery evaluated at the same steps.
+                return f"({self.rules[name]})[{range_}:{self.steps.get(name, '1m')}]"
+            if suffix:
                 failed = True
                 return match.group(0)
-            return "(" + self.rules[match.group(1)] + ")"
+            return "(" + self.rules[name] + ")"
 
         out = self._pattern.sub(replace, expr)
         if failed:
@@ -329,13 +345,13 @@ class _Plan:
     unanswerable: dict[tuple[str, str], str]  # (check, window) -> why
 
 
-def _plan(windows: Iterable[str], loaded: set[str]) -> _Plan:
+def _plan(windows: Iterable[str], loaded: set[str], evaluation_interval: str) -> _Plan:
     windows = sorted(set(windows), key=duration_seconds)
-    inline = _Inliner(windows)
+    inline = _Inliner(windows, evaluation_interval)
     plan = _Plan([], {})
     questions = _rate_questions()
     for w in windows:
-        questions += _window_questions(w)
+        questions += _window_questions(w, inline.step_ms)
     for q in questions:
         if all(name in loaded for name in q.needs):
             plan.parts.append((q, q.recorded))
@@ -446,13 +462,17 @@ def _is_query_error(exc: MlmonError) -> bool:
 
 
 def _history(
-    client: PrometheusClient, models: Sequence[ModelSpec], loaded: set[str], window: str
+    client: PrometheusClient,
+    models: Sequence[ModelSpec],
+    loaded: set[str],
+    window: str,
+    evaluation_interval: str,
 ) -> dict[str, dict[str, tuple[tuple[float, float], ...]]]:
     """Traffic, p95 latency and the worst feature drift of every model over ``window``, in one range query."""
     from mlmon.promapi import PrometheusError
 
     drift_windows = sorted({m.thresholds.drift_window for m in models}, key=duration_seconds)
-    inline = _Inliner(drift_windows)
+    inline = _Inliner(drift_windows, evaluation_interval)
     wanted = [
         ("traffic", r.requests_rate(), "sum"),
         ("latency_p95", r.latency_quantile(95), "max"),
@@ -727,6 +747,7 @@ def gather_status(
     from mlmon.promapi import PrometheusError
 
     models = list(spec.models) if spec else []
+    evaluation_interval = (spec.prometheus if spec else PrometheusConfig()).evaluation_interval
     if spec is not None:
         models = _only(models, only)  # the spec names every model: an unknown name fails before any request
     answers, alerts, sparklines = _Answers(), {}, {}
@@ -747,7 +768,7 @@ def gather_status(
                 loaded = prometheus.rule_names("record")
                 if not models:
                     windows = _windows_from_rules(loaded) or (Thresholds.drift_window,)
-                    plan = _plan(windows, loaded)
+                    plan = _plan(windows, loaded, evaluation_interval)
                     # Without a spec: the models Prometheus knows from mlmon_model_info, default thresholds,
                     # and the first recorded window for both drift and feedback.
                     answers = _ask(prometheus, plan, pool)()
@@ -765,12 +786,14 @@ def gather_status(
                     spec_windows = {
                         w for m in models for w in (m.thresholds.drift_window, m.thresholds.feedback_window)
                     }
-                    plan = _plan(spec_windows, loaded)
+                    plan = _plan(spec_windows, loaded, evaluation_interval)
                     asked = _ask(prometheus, plan, pool)
                 from_alerts = pool.submit(_alerts, prometheus)
                 from_history = None
                 if history and models:
-                    from_history = pool.submit(_history, prometheus, models, loaded, window)
+                    from_history = pool.submit(
+                        _history, prometheus, models, loaded, window, evaluation_interval
+                    )
                 if asked is not None:
                     answers = asked()
                 alerts = from_alerts.result()

@@ -35,7 +35,8 @@ def test_prometheus_evaluates_every_generated_rule(prometheus_binary: str, tmp_p
         out = render_into(spec_from_dict(_fast(spec_dict)), tmp_path / name)
         with prometheus(prometheus_binary, out / PROMETHEUS_CONFIG, tmp_path / f"{name}-run") as url:
             log = tmp_path / f"{name}-run" / "prometheus.log"
-            rules = poll(lambda: _all_rules_healthy(url), 60, "every rule evaluated", log)
+            # The counting group runs once a minute at most: its first evaluation may come a minute after start.
+            rules = poll(lambda: _all_rules_healthy(url), 150, "every rule evaluated", log)
             unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
             assert unhealthy == []
             expected = sum(

@@ -101,16 +101,25 @@ def test_secrets_are_referenced_by_file_never_inlined(tmp_path: Path) -> None:
     assert routes[0] == {"receiver": "oncall", "matchers": ['severity=~"critical"'], "continue": True}
 
 
-def test_recording_rules_have_one_window_group_per_distinct_window(full_spec: Spec) -> None:
+def test_recording_rules_count_every_distinct_window_in_one_group(full_spec: Spec) -> None:
     recording = yaml.safe_load(render_outputs(full_spec)[RECORDING_RULES])
-    names = [g["name"] for g in recording["groups"]]
-    assert names == [
-        "mlmon.rates.5m",
-        "mlmon.window.30m",
-        "mlmon.window.2h",
-        "mlmon.window.6h",
-        "mlmon.window.1d",
-    ]
+    groups = {g["name"]: g for g in recording["groups"]}
+    assert list(groups) == ["mlmon.rates.5m", "mlmon.counts"]
+    # The shortest window (30m) in 60 steps would be 30s, below the spec's 10s evaluation interval: 30s.
+    assert groups["mlmon.counts"]["interval"] == "30s" and "interval" not in groups["mlmon.rates.5m"]
+    records = [r["record"] for r in groups["mlmon.counts"]["rules"]]
+    steps = [r for r in records if r.endswith(":step")]
+    assert records[: len(steps)] == steps  # every window reads steps recorded before it, at the same time
+    for window in ("30m", "2h", "6h", "1d"):
+        assert f"model_feature:mlmon_feature_psi:{window}" in records
+    windows = {r["record"]: r["expr"] for r in groups["mlmon.counts"]["rules"]}
+    # A whole number of 30s steps: 60 for 30m, 2880 for 1d, each range half a step short.
+    assert windows["model_feature_bin:mlmon_feature_bin:count30m"] == (
+        "sum_over_time(model_feature_bin:mlmon_feature_bin:step[29m45s])"
+    )
+    assert windows["model_feature_bin:mlmon_feature_bin:count1d"] == (
+        "sum_over_time(model_feature_bin:mlmon_feature_bin:step[23h59m45s])"
+    )
 
 
 def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
@@ -120,9 +129,9 @@ def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
     assert psi == (
         "sum by (model, version, feature) ( ( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, 0.0001) "
         "- on (model, version, feature, bin) clamp_min(max by (model, version, feature, bin) "
-        "(mlmon_feature_reference_ratio), 0.0001) ) * ln( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, "
+        "(last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001) ) * ln( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, "
         "0.0001) / on (model, version, feature, bin) clamp_min(max by (model, version, feature, bin) "
-        "(mlmon_feature_reference_ratio), 0.0001) ) )"
+        "(last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001) ) )"
     )
 
 

@@ -99,6 +99,16 @@ class _Metrics:
         self.feedback = counter(c.FEEDBACK)
         self.reference_accuracy = gauge(c.REFERENCE_ACCURACY)
         self.model_trained = gauge(c.MODEL_TRAINED_TIMESTAMP)
+        # The earliest start among the workers' files: counters in those files keep counting across worker
+        # restarts, so the start of the oldest one is when the summed counters began.
+        self.monitor_start = Gauge(
+            c.MONITOR_START.name,
+            c.MONITOR_START.help,
+            c.MONITOR_START.labels,
+            registry=registry,
+            multiprocess_mode="min",
+        )
+        self.started: set[tuple[str, str]] = set()
         if collector.counters:
             registry.register(collector)
 
@@ -199,6 +209,12 @@ class ModelMonitor:
         mv = (self.model, self.version)
 
         m.model_info.labels(*mv, run_id).set(1)
+        with self._lock:
+            # Once per registry and model version: a second monitor of the same version shares its counters,
+            # and a new start time would make the rules read a reset that never happened.
+            if mv not in m.started:
+                m.started.add(mv)
+                m.monitor_start.labels(*mv).set(time.time())
         if trained_at is not None:
             m.model_trained.labels(*mv).set(trained_at)
         self._ok = m.requests.labels(*mv, "ok")
