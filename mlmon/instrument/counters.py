@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+
+from mlmon.instrument.values import finite_number
 
 
 class CounterChild(Protocol):
@@ -90,23 +93,45 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def observe_many(histogram_child: Any, values: Any) -> None:
-    """Observe many values into a prometheus_client Histogram child at once (vectorised bucket counts).
+def observe_many(histogram_child: Any, values: Any) -> Counter_[str]:
+    """Observe many values into a prometheus_client Histogram child at once (vectorised bucket counts), and
+    return how many were left out, by reason: NaN ("nan"), infinite ("non_finite"), or not a number at all
+    ("wrong_type"). Only finite Python floats reach the histogram's sum.
 
     Falls back to one ``observe`` per value if the client's internals ever change shape."""
     import numpy as np
 
-    array = np.asarray(values, dtype=float)
-    array = array[~np.isnan(array)]
+    left_out: Counter_[str] = Counter_()
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):  # objects that are not all numbers: judge them one by one
+        numbers = []
+        for value in values:
+            number = finite_number(value)
+            if type(number) is float:
+                numbers.append(number)
+            else:
+                left_out["nan" if number is None else str(number)] += 1
+        array = np.asarray(numbers, dtype=float)
+    if array.ndim != 1:
+        left_out["non_scalar"] += int(array.size)
+        return left_out
+    nan = np.isnan(array)
+    inf = np.isinf(array)
+    if nan.any() or inf.any():
+        left_out["nan"] += int(nan.sum())
+        left_out["non_finite"] += int(inf.sum())
+        array = array[~(nan | inf)]
+    left_out = +left_out  # drop zero counts
     if array.size == 0:
-        return
+        return left_out
     buckets = getattr(histogram_child, "_buckets", None)
     bounds = getattr(histogram_child, "_upper_bounds", None)
     total = getattr(histogram_child, "_sum", None)
     if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
-        for value in array:
-            histogram_child.observe(float(value))
-        return
+        for value in array.tolist():
+            histogram_child.observe(value)
+        return left_out
     # observe() puts a value in the first bucket whose bound is >= the value: searchsorted side="left".
     counts = np.bincount(
         np.searchsorted(np.asarray(bounds, dtype=float), array, side="left"), minlength=len(bounds)
@@ -114,6 +139,7 @@ def observe_many(histogram_child: Any, values: Any) -> None:
     for index in np.flatnonzero(counts):
         buckets[index].inc(float(counts[index]))
     total.inc(float(array.sum()))
+    return left_out
 
 
 __all__ = [

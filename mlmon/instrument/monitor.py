@@ -18,7 +18,6 @@ at start-up, so the hot path is a bisect and an ``inc()`` per feature.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import weakref
@@ -42,6 +41,17 @@ from mlmon.instrument.counters import (
     multiprocess_mode,
     observe_many,
 )
+from mlmon.instrument.values import (
+    NAN,
+    NON_FINITE,
+    NON_SCALAR,
+    OVERFLOW,
+    WRONG_TYPE,
+    Unhashable,
+    category_text,
+    finite_number,
+    hashable,
+)
 
 log = logging.getLogger("mlmon.instrument")
 
@@ -53,6 +63,16 @@ _ABSENT = object()
 # so observe() inside that request counts only features, prediction and confidence.
 REQUEST_COUNTED_BY_MIDDLEWARE: ContextVar[bool] = ContextVar("mlmon_request_counted", default=False)
 UNKNOWN_FEATURE = "__unknown__"
+# Stand-in feature names under which the invalid values of the other inputs are counted.
+LATENCY, CONFIDENCE, PREDICTION = "__latency__", "__confidence__", "__prediction__"
+_REASON_TEXT = {
+    WRONG_TYPE: "values that are not numbers",
+    NON_FINITE: "infinite values",
+    OVERFLOW: "numbers too large for a float",
+    NON_SCALAR: "values that are not one value (an array, a list)",
+    NAN: "NaN values",
+    "label_cap": "more distinct values than the label cap",
+}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -157,8 +177,7 @@ class _FeatureSlot:
     edges: tuple[float, ...]
     bins: list[Any]  # counter children, one per bin
     missing: Any
-    invalid_type: Any
-    non_finite: Any
+    invalid: dict[str, Any]  # counter children by reason; the rarer reasons are added when first seen
     categories: dict[str, int] = field(default_factory=dict)
 
 
@@ -222,6 +241,7 @@ class ModelMonitor:
         self._latency = m.request_duration.labels(*mv)
         self._confidence = m.prediction_confidence.labels(*mv)
         self._unknown_feature = m.invalid_input.labels(*mv, UNKNOWN_FEATURE, "unknown_feature")
+        self._invalid: dict[tuple[str, str], Any] = {}
 
         self._slots: list[_FeatureSlot] = []
         self._slot_by_name: dict[str, _FeatureSlot] = {}
@@ -267,8 +287,10 @@ class ModelMonitor:
             edges=feature.edges,
             bins=bins,
             missing=missing,
-            invalid_type=m.invalid_input.labels(*mv, feature.name, "wrong_type"),
-            non_finite=m.invalid_input.labels(*mv, feature.name, "non_finite"),
+            invalid={
+                reason: m.invalid_input.labels(*mv, feature.name, reason)
+                for reason in (WRONG_TYPE, NON_FINITE)
+            },
             categories={name: i for i, name in enumerate(feature.categories)},
         )
         self._slots.append(slot)
@@ -298,8 +320,8 @@ class ModelMonitor:
                     self._observe_features(features)
                 if prediction is not None and not error:
                     self._observe_prediction(prediction)
-            if confidence is not None and confidence == confidence:
-                self._confidence.observe(confidence)
+            if confidence is not None:
+                self._observe_confidence(confidence)
         except Exception as exc:  # the monitor must never break a prediction
             self._internal_error(exc)
 
@@ -314,7 +336,33 @@ class ModelMonitor:
     def _count_request(self, latency_seconds: float | None, failed: bool) -> None:
         (self._error if failed else self._ok).inc()
         if latency_seconds is not None:
-            self._latency.observe(latency_seconds)
+            latency = finite_number(latency_seconds)
+            if isinstance(latency, float):
+                self._latency.observe(latency)
+            else:
+                self._count_invalid(LATENCY, latency or NAN)
+
+    def _observe_confidence(self, confidence: Any) -> None:
+        number = finite_number(confidence)
+        if isinstance(number, float):
+            self._confidence.observe(number)
+        else:
+            with self._lock:
+                self._count_invalid(CONFIDENCE, number or NAN)
+
+    def _count_invalid(self, field_name: str, reason: str, count: int = 1) -> None:
+        """Count values of ``field_name`` (a feature, or LATENCY, CONFIDENCE, PREDICTION) that could not be
+        used, by reason. Called with the lock held."""
+        key = (field_name, reason)
+        child = self._invalid.get(key)
+        if child is None:
+            slot = self._slot_by_name.get(field_name)
+            child = slot.invalid.get(reason) if slot is not None else None
+            if child is None:
+                child = self._metrics.invalid_input.labels(self.model, self.version, field_name, reason)
+            self._invalid[key] = child
+        child.inc(count)
+        self._warn_once(f"{reason}:{field_name}", f"{field_name!r}: {_REASON_TEXT[reason]}")
 
     def _observe_features(self, features: Mapping[str, Any]) -> None:
         get = features.get
@@ -324,26 +372,24 @@ class ModelMonitor:
                 slot.missing.inc()
                 continue
             if slot.numerical:
-                # float() takes ints, floats, numpy scalars and numeric text; it refuses other text.
-                try:
-                    number = value if type(value) is float else float(value)
-                except (TypeError, ValueError):
-                    slot.invalid_type.inc()
-                    self._warn_once(f"type:{slot.name}", f"feature {slot.name!r}: not a number: {value!r}")
-                    continue
-                if number != number:  # NaN
-                    slot.missing.inc()
-                elif number in (math.inf, -math.inf):
-                    slot.non_finite.inc()
-                    self._warn_once(f"inf:{slot.name}", f"feature {slot.name!r}: infinite value")
-                else:
+                # A finite Python float is the common case: x - x is 0 for it, NaN for NaN and infinities.
+                number = value if type(value) is float and value - value == 0.0 else finite_number(value)
+                if isinstance(number, float):
                     slot.bins[bisect_right(slot.edges, number)].inc()
-            else:
-                if type(value) is float and value != value:
+                elif number is None:
                     slot.missing.inc()
-                    continue
-                text = value if type(value) is str else category_label(value)
-                slot.bins[slot.categories.get(text, -1)].inc()  # -1 is the __other__ bin
+                else:
+                    self._count_invalid(slot.name, number)
+            elif type(value) is str:
+                slot.bins[slot.categories.get(value, -1)].inc()  # -1 is the __other__ bin
+            else:
+                text = category_text(value)
+                if text is None:
+                    slot.missing.inc()
+                elif text is NON_SCALAR:
+                    self._count_invalid(slot.name, NON_SCALAR)
+                else:
+                    slot.bins[slot.categories.get(text, -1)].inc()
         if len(features) > len(self._slots) or any(name not in self._slot_by_name for name in features):
             self._count_unknown(features)
 
@@ -362,11 +408,18 @@ class ModelMonitor:
 
     def _observe_prediction(self, prediction: Any, count: int = 1) -> None:
         profile = self._prediction
+        if profile is None or profile.kind == "categorical":
+            text = category_text(prediction)
+            if text is None or text is NON_SCALAR:
+                self._count_invalid(PREDICTION, text or NAN, count)
+                return
+            prediction = text
         if profile is None:
             label = self._classes(prediction)
         elif profile.kind == "numerical":
-            number = float(prediction)
-            if number != number or number in (math.inf, -math.inf):
+            number = finite_number(prediction)
+            if not isinstance(number, float):
+                self._count_invalid(PREDICTION, number or NAN, count)
                 return
             label = str(bisect_right(profile.edges, number))
         else:
@@ -418,22 +471,20 @@ class ModelMonitor:
         if failed:
             self._error.inc(failed)
         if latencies is not None:
-            observe_many(self._latency, latencies)
+            for reason, n in observe_many(self._latency, latencies).items():
+                self._count_invalid(LATENCY, reason, n)
         for slot in self._slots:
             column = features.get(slot.name)
             if column is None:
                 slot.missing.inc(rows)
                 continue
-            counts, missing, invalid, non_finite = _bin_column(slot, column, np)
+            counts, missing, invalid = _bin_column(slot, column, np)
             for index in np.flatnonzero(counts):
                 slot.bins[index].inc(float(counts[index]))
             if missing:
                 slot.missing.inc(missing)
-            if invalid:
-                slot.invalid_type.inc(invalid)
-                self._warn_once(f"type:{slot.name}", f"feature {slot.name!r}: values that are not numbers")
-            if non_finite:
-                slot.non_finite.inc(non_finite)
+            for reason, n in invalid.items():
+                self._count_invalid(slot.name, reason, n)
         for name in features:
             if name not in self._slot_by_name:
                 self._unknown_feature.inc(rows)
@@ -443,13 +494,19 @@ class ModelMonitor:
             if errors is not None:
                 values = values[~np.asarray(errors, dtype=bool)]
             values = values[np.fromiter((v is not None for v in values), dtype=bool, count=len(values))]
-            # One increment per distinct prediction, not one per row.
-            kind = str if self._prediction_is_label else float
-            distinct, counts = np.unique(values.astype(kind), return_counts=True)
-            for prediction, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+            # One increment per distinct prediction, not one per row (each distinct value is judged once).
+            tally = _tally(values.tolist()) if self._prediction_is_label else None
+            if tally is None:
+                try:
+                    distinct, counts = np.unique(values.astype(float), return_counts=True)
+                    tally = Tally(dict(zip(distinct.tolist(), counts.tolist(), strict=True)))
+                except (TypeError, ValueError, OverflowError):  # objects that are not all numbers
+                    tally = Tally(map(hashable, values.tolist()))
+            for prediction, count in tally.items():
                 self._observe_prediction(prediction, count)
         if confidences is not None:
-            observe_many(self._confidence, confidences)
+            for reason, n in observe_many(self._confidence, confidences).items():
+                self._count_invalid(CONFIDENCE, reason, n)
 
     @contextmanager
     def track(self, features: Mapping[str, Any] | None = None) -> Iterator[Tracking]:
@@ -527,53 +584,56 @@ def _batch_rows(features: Mapping[str, Sequence[Any]], predictions: Sequence[Any
     return lengths.pop() if lengths else 0
 
 
-def _bin_column(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, int, int]:
-    """(counts per bin, missing, wrong type, non-finite) for one column, with the rules of ``observe``."""
+def _bin_column(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, Tally[str]]:
+    """(counts per bin, missing, invalid by reason) for one column, with the rules of ``observe``."""
     size = len(slot.bins)
     if slot.numerical:
-        array = np.asarray(column)
-        if array.dtype.kind not in "fiub":
+        array = np.asarray(column) if not isinstance(column, list) else None
+        if array is None or array.dtype.kind not in "fiub" or array.ndim != 1:
             return _bin_objects(slot, column, np)
-        values = array.astype(float, copy=False)
+        values = array.astype(float, copy=False)  # float16 and float32 are exact in float64
         nan = np.isnan(values)
         inf = np.isinf(values)
         good = values[~(nan | inf)]
         counts = np.bincount(np.searchsorted(slot.edges, good, side="right"), minlength=size)
-        return counts, int(nan.sum()), 0, int(inf.sum())
+        non_finite = int(inf.sum())
+        return counts, int(nan.sum()), Tally({NON_FINITE: non_finite} if non_finite else {})
     return _bin_objects(slot, column, np)
 
 
-def _bin_objects(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, int, int]:
+def _bin_objects(slot: _FeatureSlot, column: Sequence[Any], np: Any) -> tuple[Any, int, Tally[str]]:
     """Bin a column of Python objects: each distinct value is classified once (a C-speed tally first), so a
     categorical column of 1,000 rows costs a few dozen dictionary operations, not 1,000 Python steps."""
     counts = np.zeros(len(slot.bins), dtype=np.int64)
-    missing = invalid = non_finite = 0
+    missing = 0
+    invalid: Tally[str] = Tally()
     values = column.tolist() if hasattr(column, "tolist") else list(column)
-    try:
-        tally = Tally(values)
-    except TypeError:  # an unhashable value (a list, a dict): count it by its text
-        tally = Tally(map(_hashable, values))
-    for value, n in tally.items():
-        if value is None or (isinstance(value, float) and value != value):
-            missing += n
+    for value, n in _tally(values).items():
+        if isinstance(value, Unhashable):
+            invalid[NON_SCALAR] += n
             continue
         if slot.numerical:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                invalid += n
-                continue
-            if number != number:
-                missing += n
-            elif number in (math.inf, -math.inf):
-                non_finite += n
-            else:
+            number = finite_number(value)
+            if isinstance(number, float):
                 counts[bisect_right(slot.edges, number)] += n
+            elif number is None:
+                missing += n
+            else:
+                invalid[number] += n
         else:
-            text = value if isinstance(value, str) else category_label(value)
-            counts[slot.categories.get(text, len(slot.bins) - 1)] += n
-    return counts, missing, invalid, non_finite
+            text = value if type(value) is str else category_text(value)
+            if text is None:
+                missing += n
+            elif text is NON_SCALAR:
+                invalid[NON_SCALAR] += n
+            else:
+                counts[slot.categories.get(text, len(slot.bins) - 1)] += n
+    return counts, missing, invalid
 
 
-def _hashable(value: Any) -> Any:
-    return value if value.__hash__ is not None else repr(value)
+def _tally(values: list[Any]) -> Tally[Any]:
+    """How often each value occurs; an unhashable value (a list, a dict) counts by its text."""
+    try:
+        return Tally(values)
+    except TypeError:
+        return Tally(map(hashable, values))
