@@ -336,14 +336,17 @@ class ModelMonitor:
     def _count_request(self, latency_seconds: float | None, failed: bool) -> None:
         (self._error if failed else self._ok).inc()
         if latency_seconds is not None:
-            latency = finite_number(latency_seconds)
+            # A finite Python float is the common case: x - x is 0 for it, NaN for NaN and infinities.
+            finite = type(latency_seconds) is float and latency_seconds - latency_seconds == 0.0
+            latency = latency_seconds if finite else finite_number(latency_seconds)
             if isinstance(latency, float):
                 self._latency.observe(latency)
             else:
                 self._count_invalid(LATENCY, latency or NAN)
 
     def _observe_confidence(self, confidence: Any) -> None:
-        number = finite_number(confidence)
+        finite = type(confidence) is float and confidence - confidence == 0.0
+        number = confidence if finite else finite_number(confidence)
         if isinstance(number, float):
             self._confidence.observe(number)
         else:
