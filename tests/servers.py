@@ -22,11 +22,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(args: list[str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server for the duration of a ``with`` block; its output goes to ``log`` for failure messages."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
-        process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)
+        process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, env=env)
         try:
             yield process
         finally:

@@ -648,7 +648,7 @@ def assert_merged(samples: list[Sample], expected: Expected, check_latency_sum: 
     assert_counts(samples, expected, check_latency_sum)
     assert value(samples, "mlmon_feature_bin_total", **MV, feature="income", bin="3") == 0  # created at zero
     assert value(samples, "mlmon_prediction_bin_total", **MV, bin=contract.OTHER_BIN) == 0
-    # Gauges: one series per bin (multiprocess_mode="max"), with the profile's value, never one per pid.
+    # Gauges: one series per bin (multiprocess_mode="livemax"), with the profile's value, never one per pid.
     assert not [s for s in samples if "pid" in s[1]]
     for feature in PROFILE.features:
         for bin_, ratio in zip(feature.bin_labels, feature.reference_ratios, strict=True):

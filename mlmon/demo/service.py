@@ -5,12 +5,19 @@
 Endpoints: ``POST /predict`` with ``{"features": {...}}`` answers ``{"prediction", "confidence"}`` (a body
 with ``"fail": true`` makes the model raise, to produce errors on purpose); ``POST /feedback`` with
 ``{"predicted", "actual"}``; ``GET /health``; ``GET /metrics``. It listens on 127.0.0.1 only.
+
+Behind gunicorn (several workers, ``PROMETHEUS_MULTIPROC_DIR`` set), the same app comes from the
+environment, read in each worker as it starts::
+
+    MLMON_DEMO_MODEL=model.json MLMON_DEMO_PROFILE=profile.json MLMON_DEMO_VERSION=1 \
+        gunicorn -c gunicorn.conf.py 'mlmon.demo.service:from_environment()'
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -83,6 +90,18 @@ def serve(app: WSGIApp, port: int, host: str = "127.0.0.1") -> WSGIServer:
     server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="mlmon-demo-service", daemon=True).start()
     return server
+
+
+def from_environment() -> WSGIApp:
+    """The app built from ``MLMON_DEMO_MODEL``, ``MLMON_DEMO_PROFILE``, ``MLMON_DEMO_NAME`` (default
+    credit-risk) and ``MLMON_DEMO_VERSION`` (default 1): a gunicorn app factory."""
+    try:
+        model, profile = os.environ["MLMON_DEMO_MODEL"], os.environ["MLMON_DEMO_PROFILE"]
+    except KeyError as missing:
+        raise SystemExit(f"set {missing.args[0]} to run the demo service from the environment") from None
+    name = os.environ.get("MLMON_DEMO_NAME", "credit-risk")
+    monitor = ModelMonitor(name, os.environ.get("MLMON_DEMO_VERSION", "1"), profile)
+    return make_app(CreditModel.load(model), monitor)
 
 
 def main(argv: list[str] | None = None) -> None:

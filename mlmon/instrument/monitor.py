@@ -97,8 +97,12 @@ class _Metrics:
             return Counter(name, metric.help, metric.labels, registry=registry)
 
         def gauge(metric: c.Metric) -> Gauge:
-            # In multiprocess mode every worker reports the same value: keep the largest, not one per pid.
-            return Gauge(metric.name, metric.help, metric.labels, registry=registry, multiprocess_mode="max")
+            # In multiprocess mode every worker reports the same value: keep the largest, not one per pid,
+            # and only from live workers, so that after a reload to a new version the old version's
+            # gauges leave with its last worker (mlmon.instrument.gunicorn.child_exit marks it dead).
+            return Gauge(
+                metric.name, metric.help, metric.labels, registry=registry, multiprocess_mode="livemax"
+            )
 
         def histogram(metric: c.Metric) -> Histogram:
             return Histogram(
