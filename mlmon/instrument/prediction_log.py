@@ -31,7 +31,9 @@ Example::
     log.log({"tenure": 12, "plan": "pro"}, 0.81, request_id=rid, user=user_id, latency_seconds=0.012)
 
 Lines are appended with one unbuffered ``write()`` each, so a crash loses at most the line being written, and
-readers see every line as soon as ``log()`` returns. Files rotate by size or age into
+readers see every line as soon as ``log()`` returns. With ``background=True`` a writer thread appends what is
+queued, up to 1,000 lines per ``write()``; a SIGKILL loses what was still queued (at most ``queue_size`` plus
+that batch). Files rotate by size or age into
 ``NAME.YYYYmmddTHHMMSS.ffffff.jsonl`` (UTC), where NAME is the live file's name without ``.jsonl``.
 
 One process per file: rotation renames the live file, which two processes sharing one path would race on, so
@@ -75,6 +77,8 @@ _ROTATED = re.compile(r"^(?P<name>.+)\.(?P<stamp>\d{8}T\d{6}\.\d{6})\.jsonl$")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S.%f"
 # Fields every reader relies on to place a record; redacting them would make the log useless to `mlmon drift`.
 _UNREDACTABLE = frozenset({"ts", "model", "version", "redacted"})
+# The most lines the background writer takes from its queue for one write().
+_BATCH_LINES = 1000
 _TOP_LEVEL = ("request_id", "user", "features", "prediction", "confidence", "latency_seconds", "error")
 
 
@@ -394,22 +398,49 @@ class PredictionLog:
     # -- writing (always under _write_lock) ---------------------------------------------------------------
 
     def _write_line(self, line: bytes) -> None:
-        try:
-            if self._file is None:
-                self._open()
-            self._rotate_if_due(len(line))
-            view = memoryview(line)
-            # One write() per line; the loop only matters if the OS accepts part of it (a nearly full disk).
-            while view:
-                written = self._file.write(view)
-                if not written:
-                    raise OSError(f"no bytes written to {self.path}")
-                view = view[written:]
-            self._size += len(line)
-        except Exception as exc:
-            # Reopening later checks for a partial line, so the next line cannot be glued onto this one.
-            self._close_file()
-            self._fail("write", f"writing {self.path} failed ({_describe(exc)})")
+        self._write_lines([line])
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        """Append whole lines, as few write() calls as rotation allows (one, unless a rotation falls inside)."""
+        start = 0
+        while start < len(lines):
+            end = start + 1
+            sent = 0  # bytes of lines[start:end] the OS has taken
+            try:
+                if self._file is None:
+                    self._open()
+                self._rotate_if_due(len(lines[start]))
+                # The run of lines that fits in the current file before the next rotation by size.
+                size = len(lines[start])
+                while end < len(lines) and not self._would_pass_max_bytes(size + len(lines[end])):
+                    size += len(lines[end])
+                    end += 1
+                view = memoryview(b"".join(lines[start:end]))
+                # The loop only matters if the OS accepts part of the write (a nearly full disk).
+                while view:
+                    written = self._file.write(view)
+                    if not written:
+                        raise OSError(f"no bytes written to {self.path}")
+                    sent += written
+                    view = view[written:]
+                self._size += size
+            except Exception as exc:
+                # The lines the OS took whole are in the file; the rest of the run is lost. Reopening later
+                # ends a partial line, so the next line cannot be glued onto it.
+                whole = 0
+                for line in lines[start:end]:
+                    if sent < len(line):
+                        break
+                    sent -= len(line)
+                    whole += 1
+                self._close_file()
+                self._fail(
+                    "write", f"writing {self.path} failed ({_describe(exc)})", count=end - start - whole
+                )
+            start = end
+
+    def _would_pass_max_bytes(self, incoming: int) -> bool:
+        return self._regular and self._max_bytes is not None and self._size + incoming > self._max_bytes
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -500,23 +531,31 @@ class PredictionLog:
 
     def _drain(self, lines: queue.Queue[bytes | None]) -> None:
         while True:
-            line = lines.get()
+            # Whatever is queued goes out in one write(): under a burst the writer keeps up with far more
+            # lines per second than one write() per line allows, so fewer lines wait in memory, which is
+            # what a SIGKILL loses.
+            batch = [lines.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < _BATCH_LINES and batch[-1] is not None:
+                    batch.append(lines.get_nowait())
             try:
-                if line is None:  # close() puts None last
-                    return
+                done = batch[-1] is None  # close() puts None last
                 with self._write_lock:
-                    self._write_line(line)
-            except Exception as exc:  # the writer thread must outlive any one bad line
+                    self._write_lines([line for line in batch if line is not None])
+            except Exception as exc:  # the writer thread must outlive any one bad batch
                 self._fail("internal", f"the writer thread failed on a line ({type(exc).__name__})")
             finally:
-                lines.task_done()
+                for _ in batch:
+                    lines.task_done()
+            if done:
+                return
 
     # -- failures ---------------------------------------------------------------------------------------
 
-    def _fail(self, kind: str, message: str, *, dropped: bool = True) -> None:
+    def _fail(self, kind: str, message: str, *, dropped: bool = True, count: int = 1) -> None:
         with self._state_lock:
             if dropped:
-                self._dropped += 1
+                self._dropped += count
             first = kind not in self._warned
             self._warned.add(kind)
         if first:
