@@ -14,6 +14,8 @@ MetricType = Literal["counter", "gauge", "histogram"]
 
 # Bin label for categorical values outside a feature's top-K reference categories.
 OTHER_BIN = "__other__"
+# The feature label under which unknown feature names beyond the instrument's cap are counted.
+UNKNOWN_FEATURE = "__unknown__"
 # Quantile bins per numerical feature in a reference profile.
 DEFAULT_BINS = 10
 # Shares are clamped to this before PSI, in the recording rules and in offline drift alike, so that both give

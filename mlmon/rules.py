@@ -159,6 +159,10 @@ def feature_missing_ratio(window: str) -> str:
     return f"model_feature:mlmon_feature_missing:ratio_{window}"
 
 
+def invalid_input_ratio(window: str) -> str:
+    return f"model_feature_reason:mlmon_invalid_input:per_request_{window}"
+
+
 def prediction_bin_count(window: str) -> str:
     return f"model_bin:mlmon_prediction_bin:count{window}"
 
@@ -474,6 +478,13 @@ def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
         RecordingRule(macro_f1(w), f"avg by ({_MV}) ({class_f1(w)})"),
         counted(REQUESTS),
         counted(INVALID_INPUT),
+        # Per feature and reason, the share of requests that brought such a value (an unknown feature is
+        # counted under its own name, so a renamed feature shows here by name).
+        RecordingRule(
+            invalid_input_ratio(w),
+            f"{INVALID_INPUT.count(w)}\n/ on ({_MV}) group_left ()\n"
+            f"(sum by ({_MV}) ({REQUESTS.count(w)}) > 0)",
+        ),
     ]
 
 
@@ -509,7 +520,16 @@ F = Label("feature")
 # staleness alerts need no such grace: their inputs do not go away with a failed scrape.
 KEEP_FIRING_FOR = {
     signal: "5m"
-    for signal in ("errors", "latency", "drift", "prediction_drift", "missing", "confidence", "accuracy")
+    for signal in (
+        "errors",
+        "latency",
+        "drift",
+        "prediction_drift",
+        "missing",
+        "invalid_input",
+        "confidence",
+        "accuracy",
+    )
 }
 
 
@@ -699,6 +719,30 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
                 Value("%.4f"),
                 ", above ",
                 number(t.missing_ratio),
+                ".",
+            ),
+        ),
+        alert(
+            "MlmonInvalidInput",
+            f"{invalid_input_ratio(dw)}{sel} > {number(t.invalid_ratio)}\n"
+            f"and on ({_MV})\nsum by ({_MV}) ({REQUESTS.count(dw)}{sel}) >= {n}",
+            "15m",
+            "warning",
+            "invalid_input",
+            _annotation("Model ", M, ": ", F, " ", Label("reason"), " in ", Value("%.3f"), " of requests"),
+            _annotation(
+                "Over ",
+                dw,
+                " for version ",
+                Label("version"),
+                ", ",
+                Value("%.4f"),
+                " of requests brought a value of ",
+                F,
+                " the monitor could not use (",
+                Label("reason"),
+                "; an unknown_feature is a name the profile does not have, often a renamed feature), above ",
+                number(t.invalid_ratio),
                 ".",
             ),
         ),

@@ -69,6 +69,8 @@ class Thresholds:
     drift_for: str = "15m"
     min_drift_samples: int = 100
     missing_ratio: float = 0.1
+    # Values the monitor could not use (unknown features, NaN, text in a number) per request.
+    invalid_ratio: float = 0.01
     confidence_drop: float = 0.1
     accuracy_drop: float = 0.05
     feedback_window: str = "6h"
@@ -576,6 +578,7 @@ def _thresholds(r: _Reader) -> Thresholds:
             "min_drift_samples", _number(0, MAX_MIN_DRIFT_SAMPLES, integer=True), d.min_drift_samples
         ),
         missing_ratio=r.get("missing_ratio", _ratio, d.missing_ratio),
+        invalid_ratio=r.get("invalid_ratio", _ratio, d.invalid_ratio),
         confidence_drop=r.get("confidence_drop", _ratio, d.confidence_drop),
         accuracy_drop=r.get("accuracy_drop", _ratio, d.accuracy_drop),
         feedback_window=r.get("feedback_window", _duration_between("5m", "30d"), d.feedback_window),

@@ -212,6 +212,18 @@ def _rate_questions() -> list[_Question]:
         ),
         _Question("model_age", _by("model", r.model_age(), "min"), (r.model_age(),), None),
         _Question("served_version", _by("model, version", c.MODEL_INFO.name), (), None),
+        # What each model's targets call themselves: a service exporting another name than the spec's
+        # (bc_typo for bc-typo) would otherwise leave every check at NO DATA without saying why.
+        _Question(
+            "exported_model",
+            _by(
+                f"{c.TARGET_MODEL_LABEL}, exported_model",
+                f'label_replace({c.MODEL_INFO.name}, "exported_model", "$1", "model", "(.*)")',
+                "count",
+            ),
+            (),
+            None,
+        ),
         _Question("reference_confidence", _by("model", c.REFERENCE_CONFIDENCE_MEAN.name), (), None),
         _Question("reference_accuracy", _by("model", c.REFERENCE_ACCURACY.name), (), None),
     ]
@@ -237,6 +249,13 @@ def _window_questions(w: str, step_ms: int) -> list[_Question]:
         ),
         _Question(
             "missing_ratio", _by(mf, r.feature_missing_ratio(w)), (r.feature_missing_ratio(w),), None, w
+        ),
+        _Question(
+            "invalid_input",
+            _by("model, feature, reason", r.invalid_input_ratio(w)),
+            (r.invalid_input_ratio(w),),
+            None,
+            w,
         ),
         _Question("prediction_psi", _by("model", r.prediction_psi(w)), (r.prediction_psi(w),), None, w),
         _Question(
@@ -402,7 +421,7 @@ class _Answers:
 # left side against the right one, so a chain of parts re-reads the first parts' series again and again
 # (50 models x 20 features: about 200 ms joined, about 30 ms as four concurrent queries). Grouped by check,
 # not by window, so that the number of requests stays four however many windows the spec has.
-PER_FEATURE_CHECKS = ("feature_psi", "feature_observations", "missing_ratio")
+PER_FEATURE_CHECKS = ("feature_psi", "feature_observations", "missing_ratio", "invalid_input")
 _Part = tuple[_Question, str]
 _Refused = dict[tuple[str, str], str]
 
@@ -567,6 +586,21 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
         verdict: Verdict = "OK" if up >= total else ("CRIT" if up == 0 else "WARN")
         checks.append(Check("targets_up", up, total, verdict, detail=f"{up:.0f}/{total:.0f} targets up"))
 
+    exported = sorted(
+        {x.labels.get("exported_model", "") for x in a.values.get(("exported_model", "", name), [])} - {name}
+    )
+    if exported:
+        checks.append(
+            Check(
+                "exported_model",
+                None,
+                None,
+                "WARN",
+                detail=f"its targets export model {', '.join(map(repr, exported))}, not {name!r}: fix the name in "
+                "the service's ModelMonitor or in mlmon.yaml; until then their numbers are not in this report",
+            )
+        )
+
     rate = a.one("request_rate", name)
     checks.append(
         Check(
@@ -632,6 +666,10 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
             )
         )
 
+    checks.append(
+        _invalid_input_check(a.values.get(("invalid_input", dw, name), []), t, missing("invalid_input", dw))
+    )
+
     value = a.one("prediction_psi", name, dw)
     ok, detail = _enough(a.one("prediction_observations", name, dw), t.min_drift_samples)
     checks.append(
@@ -684,6 +722,37 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
         )
     )
     return checks
+
+
+# How many feature names the invalid-input check names before it says "and N more".
+NAMED_INVALID_FEATURES = 5
+
+
+def _invalid_input_check(samples: list[Sample], t: Thresholds, unanswerable: str) -> Check:
+    """The largest per-request share of values the monitor could not use, by feature and reason, naming the
+    features behind it: unknown feature names first (a renamed feature), then the others."""
+    if not samples:
+        return Check("invalid_input", None, t.invalid_ratio, "NO DATA", detail=unanswerable or "no requests")
+    seen = sorted(
+        (s for s in samples if s.value > 0 and math.isfinite(s.value)),
+        key=lambda s: (s.labels.get("reason") != "unknown_feature", -s.value, s.labels.get("feature", "")),
+    )
+    worst = max((s.value for s in samples if math.isfinite(s.value)), default=0.0)
+    if not seen:
+        return Check("invalid_input", worst, t.invalid_ratio, "OK", detail="every value was usable")
+    named = []
+    for s in seen[:NAMED_INVALID_FEATURES]:
+        feature, reason = s.labels.get("feature", "?"), s.labels.get("reason", "?")
+        if reason == "unknown_feature":
+            what = "more unknown names" if feature == c.UNKNOWN_FEATURE else f"unknown feature {feature!r}"
+        else:
+            what = f"{feature} {reason}"
+        named.append(f"{what} ({s.value:.3g}/request)")
+    more = len(seen) - len(named)
+    detail = "; ".join(named) + (f"; and {more} more" if more > 0 else "")
+    return Check(
+        "invalid_input", worst, t.invalid_ratio, _verdict(worst, warn=t.invalid_ratio), detail=detail
+    )
 
 
 def _registry_check(model: ModelSpec, registry: RegistryState | None, error: str | None) -> Check:

@@ -100,14 +100,40 @@ def test_bad_values_are_counted_not_raised(
     assert value(registry, "mlmon_invalid_input_total", **MV, feature="income", reason="wrong_type") == 2
     assert value(registry, "mlmon_invalid_input_total", **MV, feature="income", reason="non_scalar") == 1
     assert (
-        value(registry, "mlmon_invalid_input_total", **MV, feature="__unknown__", reason="unknown_feature")
-        == 1
+        value(registry, "mlmon_invalid_input_total", **MV, feature="shoe_size", reason="unknown_feature") == 1
     )
     assert value(registry, "mlmon_feature_bin_total", **MV, feature="region", bin=contract.OTHER_BIN) == 3
     assert monitor.internal_errors == 0
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("not numbers" in w for w in warnings) == 1, "logged once, not per call"
     assert sum("shoe_size" in w for w in warnings) == 1
+
+
+def test_unknown_feature_names_are_counted_by_name_up_to_a_cap(registry: CollectorRegistry) -> None:
+    """A client that renames a feature is named in the metric, so status and the alert can say which; a
+    client sending thousands of made-up names creates at most UNKNOWN_NAMES_CAP series, the rest in
+    __unknown__, and an absurdly long name is cut."""
+    from mlmon.instrument.monitor import UNKNOWN_NAME_LENGTH, UNKNOWN_NAMES_CAP
+
+    monitor = ModelMonitor("credit", "3", PROFILE, registry=registry)
+    monitor.observe({"income": 1.0, "mean_radius": 2.0}, prediction="repaid")
+    monitor.observe_batch({"income": [1.0, 2.0], "mean_radius": [2.0, 3.0]}, ["repaid", "repaid"])
+    for i in range(500):
+        monitor.observe({"income": 1.0, f"junk{i}": 1}, prediction="repaid")
+    monitor.observe({"income": 1.0, "x" * 5000: 1}, prediction="repaid")
+    unknown = {
+        s.labels["feature"]: s.value
+        for m in registry.collect()
+        if m.name == "mlmon_invalid_input"
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["reason"] == "unknown_feature"
+    }
+    assert unknown["mean_radius"] == 3
+    assert len(unknown) == UNKNOWN_NAMES_CAP + 1  # the cap, plus __unknown__ for the rest
+    assert unknown["__unknown__"] == 500 + 1 - (UNKNOWN_NAMES_CAP - 1)
+    assert all(len(name) <= UNKNOWN_NAME_LENGTH for name in unknown)
+    assert sum(unknown.values()) == 3 + 500 + 1
+    assert monitor.internal_errors == 0
 
 
 def test_internal_failure_is_swallowed(monitor: ModelMonitor) -> None:

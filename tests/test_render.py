@@ -152,6 +152,7 @@ def test_every_alert_has_severity_annotations_and_for(full_spec: Spec) -> None:
             "MlmonFeatureDriftCritical",
             "MlmonPredictionDrift",
             "MlmonMissingValuesHigh",
+            "MlmonInvalidInput",
             "MlmonConfidenceDrop",
             "MlmonAccuracyDrop",
             "MlmonModelStale",

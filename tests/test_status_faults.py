@@ -64,11 +64,13 @@ HEALTHY: dict[str, str] = {
     "accuracy": "0.84",
     "feedback_count": "200",
     "f1": "0.8",
+    "invalid_input": "0",
 }
 PER_FEATURE = {"feature_psi", "feature_observations", "missing_ratio"}
 # The instant queries of one run: each per-feature check in a query of its own, every other check joined.
 QUERIES = 1 + len(PER_FEATURE_CHECKS)
 WINDOWED = PER_FEATURE | {
+    "invalid_input",
     "prediction_psi",
     "prediction_observations",
     "confidence",
@@ -150,13 +152,21 @@ class StatusServer:
             if value is None:
                 continue
             labels = {CHECK_LABEL: check} | ({WINDOW_LABEL: window} if window else {})
-            if check in ("targets_up", "targets_total"):
+            if check == "exported_model":  # the value is the name the target exports
+                labels |= {"mlmon_model": model, "exported_model": value}
+                value = "1"
+            elif check in ("targets_up", "targets_total"):
                 labels["mlmon_model"] = model
             else:
                 labels["model"] = model
             if check == "served_version":
                 labels["version"] = "1"
-            if isinstance(value, dict):
+            if isinstance(value, dict) and check == "invalid_input":  # keyed by (feature, reason)
+                out += [
+                    {"metric": labels | {"feature": f, "reason": why}, "value": [1700000000, v]}
+                    for (f, why), v in value.items()
+                ]
+            elif isinstance(value, dict):
                 out += [
                     {"metric": labels | {"feature": f}, "value": [1700000000, v]} for f, v in value.items()
                 ]
@@ -271,6 +281,43 @@ def check_of(model: dict[str, Any], name: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------
 # The scripted server itself: a healthy answer gives OK everywhere, so the faults below are the only cause
+
+
+def test_a_target_exporting_another_model_name_is_named_and_warns(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a", "b"])
+    server.values[("a", "exported_model")] = "a"  # the right name: no check
+    server.values[("b", "exported_model")] = "b_typo"
+    server.install()
+    code, report, _, err = status(fake, tmp_path, ["a", "b"])
+    assert code == 0, err
+    assert checks(model_of(report, "a"), "exported_model") == []
+    check = check_of(model_of(report, "b"), "exported_model")
+    assert check["verdict"] == "WARN"
+    assert "'b_typo', not 'b'" in check["detail"]
+    assert model_of(report, "b")["verdict"] == "WARN"
+
+
+def test_invalid_input_is_a_warning_that_names_the_unknown_features(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    server = StatusServer.healthy(fake, ["a"])
+    server.values[("a", "invalid_input")] = {
+        ("__unknown__", "unknown_feature"): "0",
+        ("mean_radius", "unknown_feature"): "1",
+        ("income", "wrong_type"): "0.02",
+        **{(f"junk{i}", "unknown_feature"): "0.5" for i in range(6)},
+    }
+    server.install()
+    code, report, _, err = status(fake, tmp_path, ["a"], "--check", "--strict")
+    assert code == 3, err
+    check = check_of(model_of(report, "a"), "invalid_input")
+    assert (check["verdict"], check["value"]) == ("WARN", 1.0)
+    # Unknown names first, the largest share first, five named and the rest counted.
+    assert check["detail"].startswith("unknown feature 'mean_radius' (1/request); unknown feature 'junk0'")
+    assert check["detail"].endswith("; and 3 more")
+    assert model_of(report, "a")["verdict"] == "WARN"
 
 
 def test_a_healthy_answer_gives_ok_for_every_check(fake: FakePrometheus, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import yaml
 
 from mlmon import contract as c
 from mlmon import rules
-from mlmon.render import RECORDING_RULES
+from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
 from tests.conftest import render_into
 
@@ -183,3 +183,88 @@ def test_window_count_equals_what_was_scraped(
         [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_renamed_feature_fires_the_invalid_input_alert_naming_it(promtool: str, tmp_path: Path) -> None:
+    """A client that sends ``mean_radius`` for ``mean radius``: every request brings an unknown feature, which
+    the monitor counts under its name. The per-request share is exact, and after the alert's 15m the alert
+    fires for that feature only; a model with clean input stays quiet."""
+    spec = spec_from_dict(
+        {
+            "prometheus": {"evaluation_interval": "1m"},
+            "models": [
+                {"name": name, "targets": ["127.0.0.1:1"], "thresholds": {"drift_window": WINDOW}}
+                for name in ("m", "clean")
+            ],
+        }
+    )
+    out = render_into(spec, tmp_path / "out")
+    [rule] = [
+        r
+        for group in yaml.safe_load((out / ALERT_RULES).read_text())["groups"]
+        for r in group["rules"]
+        if r.get("alert") == "MlmonInvalidInput" and '"m"' in r["expr"]
+    ]
+    start = "1700000000"
+    input_series = []
+    for model, invalid_per_minute in (("m", 10), ("clean", 0)):
+        own = f'model="{model}",version="1",job="mlmon/{model}",instance="a"'
+        input_series += [
+            {"series": f'{c.REQUESTS.name}{{{own},status="ok"}}', "values": "0+10x40"},
+            {"series": f"{c.MONITOR_START.name}{{{own}}}", "values": f"{start}x40"},
+        ]
+        if invalid_per_minute:
+            input_series.append(
+                {
+                    "series": f'{c.INVALID_INPUT.name}{{{own},feature="mean_radius",reason="unknown_feature"}}',
+                    "values": f"0+{invalid_per_minute}x40",
+                }
+            )
+    labels = {"model": "m", "version": "1", "feature": "mean_radius", "reason": "unknown_feature"}
+    test = {
+        "interval": "1m",
+        "input_series": input_series,
+        "promql_expr_test": [
+            {
+                "expr": rules.invalid_input_ratio(WINDOW),
+                "eval_time": f"{EVAL_MINUTE}m",
+                "exp_samples": [{"labels": rules.invalid_input_ratio(WINDOW) + _braces(labels), "value": 1}],
+            },
+            {
+                "expr": 'ALERTS{alertname="MlmonInvalidInput"}',
+                "eval_time": f"{EVAL_MINUTE}m",
+                "exp_samples": [
+                    {
+                        "labels": "ALERTS"
+                        + _braces(
+                            {
+                                **labels,
+                                **rule["labels"],
+                                "alertname": "MlmonInvalidInput",
+                                "alertstate": "firing",
+                            }
+                        ),
+                        "value": 1,
+                    }
+                ],
+            },
+        ],
+    }
+    test_file = tmp_path / "invalid-test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(out / RECORDING_RULES), str(out / ALERT_RULES)],
+                "evaluation_interval": "1m",
+                "tests": [test],
+            }
+        )
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _braces(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"

@@ -62,7 +62,12 @@ _ABSENT = object()
 # Set by the ASGI/WSGI middleware while it handles a request: it counts the request and its latency itself,
 # so observe() inside that request counts only features, prediction and confidence.
 REQUEST_COUNTED_BY_MIDDLEWARE: ContextVar[bool] = ContextVar("mlmon_request_counted", default=False)
-UNKNOWN_FEATURE = "__unknown__"
+UNKNOWN_FEATURE = c.UNKNOWN_FEATURE
+# Unknown feature names are counted under their own name (so that `mlmon status` and the alert can say
+# "mean_radius arrived, mean radius did not"), up to this many per monitor, cut to UNKNOWN_NAME_LENGTH
+# characters; the rest count under __unknown__, which bounds the series a misbehaving client can create.
+UNKNOWN_NAMES_CAP = 20
+UNKNOWN_NAME_LENGTH = 100
 # Stand-in feature names under which the invalid values of the other inputs are counted.
 LATENCY, CONFIDENCE, PREDICTION = "__latency__", "__confidence__", "__prediction__"
 _REASON_TEXT = {
@@ -244,7 +249,8 @@ class ModelMonitor:
         self._error = m.requests.labels(*mv, "error")
         self._latency = m.request_duration.labels(*mv)
         self._confidence = m.prediction_confidence.labels(*mv)
-        self._unknown_feature = m.invalid_input.labels(*mv, UNKNOWN_FEATURE, "unknown_feature")
+        self._unknown_features: dict[str, Any] = {}
+        self._unknown_other = m.invalid_input.labels(*mv, UNKNOWN_FEATURE, "unknown_feature")
         self._invalid: dict[tuple[str, str], Any] = {}
 
         self._slots: list[_FeatureSlot] = []
@@ -400,14 +406,27 @@ class ModelMonitor:
         if len(features) > len(self._slots) or any(name not in self._slot_by_name for name in features):
             self._count_unknown(features)
 
-    def _count_unknown(self, features: Mapping[str, Any]) -> None:
+    def _count_unknown(self, features: Mapping[str, Any], rows: int = 1) -> None:
         for name in features:
             if name not in self._slot_by_name:
-                self._unknown_feature.inc()
-                self._warn_once(
-                    f"unknown:{name}",
-                    f"feature {name!r} is not in the reference profile; it is counted, not binned",
-                )
+                self._unknown_counter(name).inc(rows)
+
+    def _unknown_counter(self, name: Any) -> Any:
+        label = str(name)[:UNKNOWN_NAME_LENGTH]
+        counter = self._unknown_features.get(label)
+        if counter is not None:
+            return counter
+        if len(self._unknown_features) >= UNKNOWN_NAMES_CAP or label == UNKNOWN_FEATURE:
+            self._warn_once("unknown:cap", f"more than {UNKNOWN_NAMES_CAP} unknown feature names")
+            return self._unknown_other
+        self._warn_once(
+            f"unknown:{label}",
+            f"feature {label!r} is not in the reference profile; it is counted, not binned",
+        )
+        counter = self._unknown_features[label] = self._metrics.invalid_input.labels(
+            self.model, self.version, label, "unknown_feature"
+        )
+        return counter
 
     @property
     def _prediction_is_label(self) -> bool:
@@ -492,10 +511,7 @@ class ModelMonitor:
                 slot.missing.inc(missing)
             for reason, n in invalid.items():
                 self._count_invalid(slot.name, reason, n)
-        for name in features:
-            if name not in self._slot_by_name:
-                self._unknown_feature.inc(rows)
-                self._warn_once(f"unknown:{name}", f"feature {name!r} is not in the reference profile")
+        self._count_unknown(features, rows)
         if predictions is not None:
             values = np.asarray(predictions, dtype=object)
             if errors is not None:
