@@ -339,9 +339,9 @@ def step_count(counter: Counted, step: str, matchers: str = "") -> str:
     Each process exports, beside its counters, ``mlmon_monitor_start_time_seconds``: a new value means a new
     process whose counters began at zero. For each series, at each step of the counting group:
 
-    - the same process as at the last step: its value now minus its last value at or before the last step
-      (the last value within GAP_TOLERANCE, so failed scrapes in between lose nothing; a series the process
-      created since counts from zero);
+    - the same process as at the last step: its value now minus its value at the last step (after failed
+      scrapes, the last value within GAP_TOLERANCE, so the gap loses nothing; a series the process created
+      since counts from zero, even where an earlier process had one with the same labels);
     - a new process in place of an old one (a restart, a gunicorn master reload): all of its value;
     - a process not seen within GAP_TOLERANCE that started within it (a new replica, a rolling deploy's new
       instance): all of its value; one that started earlier (Prometheus itself is new) is taken as the
@@ -353,9 +353,16 @@ def step_count(counter: Counted, step: str, matchers: str = "") -> str:
     what a process counted after its last successful scrape before it died."""
     x = counter.series + matchers
     start = c.MONITOR_START.name
-    previous = f"last_over_time({x}[{GAP_TOLERANCE}] offset {step})"
-    previous_start = f"last_over_time({start}[{GAP_TOLERANCE}] offset {step})"
     match = f" ignoring ({', '.join(counter.extra)})" if counter.extra else ""
+    # The series' value at the last step: from the last scrape, or, where that scrape failed (the start
+    # gauge is stale then too), the last value within GAP_TOLERANCE. Where the last scrape succeeded
+    # without the series (it is stale, the start gauge is not), the process has not created it yet, so it
+    # has none: an older value would be an earlier process's, with the same labels.
+    previous = (
+        f"({x} offset {step} or (last_over_time({x}[{GAP_TOLERANCE}] offset {step})"
+        f" unless{match} {start} offset {step}))"
+    )
+    previous_start = f"last_over_time({start}[{GAP_TOLERANCE}] offset {step})"
     young = duration_seconds(GAP_TOLERANCE) + duration_seconds(step)
     return (
         f"sum by ({counter.by}) (\n"

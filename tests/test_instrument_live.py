@@ -173,6 +173,8 @@ def observed(stack: Any) -> tuple[str, Profile, Traffic, Path]:
         return True if feedback and float(feedback[0]["value"][1]) == len(traffic.feedback) else None
 
     poll(settled, 60, "the rules to see all traffic")
+    # The alert groups run on their own clock: wait for one evaluation after the counts settled.
+    poll(lambda: True if query(url, "ALERTS") else None, 30, "the alert rules to evaluate the settled counts")
     return url, profile, traffic, out
 
 

@@ -29,7 +29,7 @@ STALE = "stale"
 
 @dataclass(frozen=True)
 class Scrape:
-    value: float
+    value: float | None  # None: the scrape succeeded without this series (Prometheus marks it stale)
     start: float | None  # the monitor's start time; None for a service that does not export it
 
 
@@ -52,7 +52,10 @@ def series_values(timeline: dict[int, Slot], pick: str) -> str:
         else:
             assert isinstance(slot, Scrape)
             value = slot.value if pick == "value" else slot.start
-            out.append("_" if value is None else repr(float(value)))
+            if value is None:
+                out.append("stale" if pick == "value" else "_")
+            else:
+                out.append(repr(float(value)))
     return " ".join(out)
 
 
@@ -92,6 +95,16 @@ def restart_mid_window() -> tuple[dict[str, dict[int, Slot]], float]:
     old = steady(0, 20, 10, start=-100)
     new = {m: Scrape(5 + 10 * (m - 21), 1250) for m in range(21, EVAL_MINUTE + 1)}
     return {"a": {**old, **new}}, 10 * 10 + 5 + 10 * 19
+
+
+def restart_then_a_series_created_later() -> tuple[dict[str, dict[int, Slot]], float]:
+    # A series the process creates when first used (feedback for a class pair): the old process had it at
+    # 200; the restarted one (first scraped at 21m) creates it at 24m with 5, and Prometheus saw it stale in
+    # between. Its last value from the old process must not be taken as this process's previous value.
+    old = steady(0, 20, 10, start=-100)
+    absent = {m: Scrape(None, 1250) for m in range(21, 24)}
+    new = {m: Scrape(5 + 10 * (m - 24), 1250) for m in range(24, EVAL_MINUTE + 1)}
+    return {"a": {**old, **absent, **new}}, 10 * 10 + 5 + 10 * 16
 
 
 def restart_that_passes_the_old_value() -> tuple[dict[str, dict[int, Slot]], float]:
@@ -137,6 +150,7 @@ def restart_without_start_gauge() -> tuple[dict[str, dict[int, Slot]], float]:
 
 CASES = [
     restart_mid_window,
+    restart_then_a_series_created_later,
     restart_that_passes_the_old_value,
     rolling_deploy,
     failed_scrapes,
