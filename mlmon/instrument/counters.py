@@ -16,6 +16,7 @@ import os
 import threading
 from collections import Counter as Counter_
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -89,8 +90,15 @@ class FastCounterCollector(Collector):
             yield CounterMetricFamily(counter.name, counter.documentation, labels=counter.labelnames)
 
 
+def multiprocess_dir() -> Path | None:
+    """The folder of prometheus_client's multiprocess files, or None in single-process mode. Read as
+    prometheus_client reads it, the deprecated lowercase name included, so both always agree."""
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")  # noqa: SIM112
+    return Path(value) if value else None
+
+
 def multiprocess_mode() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    return multiprocess_dir() is not None
 
 
 def observe_many(histogram_child: Any, values: Any) -> Counter_[str]:
@@ -150,6 +158,7 @@ __all__ = [
     "FastCounter",
     "FastCounterCollector",
     "Histogram",
+    "multiprocess_dir",
     "multiprocess_mode",
     "observe_many",
 ]

@@ -19,28 +19,20 @@ exited, so the next scrape sees one served version.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
+from mlmon.instrument.counters import multiprocess_dir
+
 log = logging.getLogger("mlmon.instrument")
-
-MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _multiproc_dir() -> Path | None:
-    value = os.environ.get(MULTIPROC_DIR_ENV) or os.environ.get(MULTIPROC_DIR_ENV.lower())
-    return Path(value) if value else None
 
 
 def on_starting(server: Any) -> None:
     """gunicorn's ``on_starting`` hook: an empty metrics folder for this run of the master."""
-    folder = _multiproc_dir()
+    folder = multiprocess_dir()
     if folder is None:
         log.warning(
-            "mlmon: %s is not set; each gunicorn worker will export its own counts and /metrics will show "
-            "only the worker that answers the scrape",
-            MULTIPROC_DIR_ENV,
+            "mlmon: PROMETHEUS_MULTIPROC_DIR is not set; each gunicorn worker will export its own counts and "
+            "/metrics will show only the worker that answers the scrape"
         )
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,7 +42,7 @@ def on_starting(server: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn's ``child_exit`` hook: the worker's live gauges leave with it. Never raises."""
-    if _multiproc_dir() is None:
+    if multiprocess_dir() is None:
         return
     try:
         from prometheus_client import multiprocess

@@ -11,13 +11,13 @@ before the workers start: prometheus_client then keeps the values in files and /
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, make_wsgi_app
 
+from mlmon.instrument.counters import multiprocess_mode
 from mlmon.instrument.monitor import REQUEST_COUNTED_BY_MIDDLEWARE, ModelMonitor
 
 Scope = MutableMapping[str, Any]
@@ -30,7 +30,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def exposition_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
     """The registry /metrics should read: in multiprocess mode a fresh one that merges every worker's files."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_mode():
         from prometheus_client import multiprocess
 
         merged = CollectorRegistry()

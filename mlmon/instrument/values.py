@@ -33,9 +33,9 @@ def finite_number(value: Any) -> float | str | None:
     result is always a Python float, so that a float32 from torch never turns a histogram's sum into a
     float32 for the rest of the process."""
     if type(value) is not float:
-        if value is None or type(value).__name__ in _MISSING_TYPES:
+        if value is None or _pandas_missing(value):
             return None
-        if getattr(value, "ndim", 0) or isinstance(value, list | tuple | dict | set | frozenset):
+        if _not_one_value(value):
             return NON_SCALAR  # an array, a Series, a list: float() would take some, for the wrong reason
         try:
             value = float(value)
@@ -55,16 +55,23 @@ def category_text(value: Any) -> str | None:
     NON_SCALAR for an array, a list or anything else that is not one value."""
     if isinstance(value, Unhashable):
         return NON_SCALAR
-    if value is None or (type(value) is float and value != value):
+    if value is None or (type(value) is float and value != value) or _pandas_missing(value):
         return None
-    if type(value).__name__ in _MISSING_TYPES:
-        return None
-    if getattr(value, "ndim", 0) or isinstance(value, list | tuple | dict | set | frozenset):
+    if _not_one_value(value):
         return NON_SCALAR
     try:
         return category_label(value)
     except Exception:  # an object whose str() or item() fails
         return NON_SCALAR
+
+
+def _pandas_missing(value: Any) -> bool:
+    return type(value).__name__ in _MISSING_TYPES
+
+
+def _not_one_value(value: Any) -> bool:
+    """An array, a Series, a list or another container where one value was meant."""
+    return bool(getattr(value, "ndim", 0)) or isinstance(value, list | tuple | dict | set | frozenset)
 
 
 class Unhashable(str):
