@@ -219,6 +219,14 @@ def model_age() -> str:
     return "model:mlmon_model_age:seconds"
 
 
+def feature_reference_share() -> str:
+    return "model_feature_bin:mlmon_feature_reference_ratio:clamped"
+
+
+def prediction_reference_share() -> str:
+    return "model_bin:mlmon_prediction_reference_ratio:clamped"
+
+
 # ------------------------------------------------------------------------------------------------------
 # Recording rules
 
@@ -230,11 +238,28 @@ def _ratio_or_zero(numerator: str, denominator: str) -> str:
     return f"(\n  {numerator}\n  or\n  {denominator} * 0\n)\n/\n{denominator}"
 
 
-def _psi(current: str, reference: str, on: str) -> str:
-    """PSI = sum((a - e) * ln(a / e)) with both shares clamped to PSI_EPSILON, as offline drift computes it."""
+def _psi(current: str, reference_share: str, on: str) -> str:
+    """PSI = sum((a - e) * ln(a / e)) with both shares clamped to PSI_EPSILON, as offline drift computes it;
+    ``reference_share`` is the recorded, already clamped reference (see :func:`_reference_shares`)."""
     a = f"clamp_min({current}, {EPS})"
-    e = f"clamp_min({reference_gauge(reference, on)}, {EPS})"
+    e = reference_share
     return f"(\n    {a}\n    - on ({on}) {e}\n  )\n  * ln(\n    {a}\n    / on ({on}) {e}\n  )"
+
+
+def _reference_shares() -> list[RecordingRule]:
+    """The reference shares, clamped, once per step for every window's PSI: the gauges change only with the
+    served version, and each PSI would otherwise read them twice over GAP_TOLERANCE."""
+    feature_on, prediction_on = f"{_MV}, feature, bin", f"{_MV}, bin"
+    return [
+        RecordingRule(
+            feature_reference_share(),
+            f"clamp_min({reference_gauge(c.FEATURE_REFERENCE_RATIO.name, feature_on)}, {EPS})",
+        ),
+        RecordingRule(
+            prediction_reference_share(),
+            f"clamp_min({reference_gauge(c.PREDICTION_REFERENCE_RATIO.name, prediction_on)}, {EPS})",
+        ),
+    ]
 
 
 def _rate_rules() -> RuleGroup:
@@ -364,19 +389,23 @@ def step_count(counter: Counted, step: str, matchers: str = "") -> str:
     )
     previous_start = f"last_over_time({start}[{GAP_TOLERANCE}] offset {step})"
     young = duration_seconds(GAP_TOLERANCE) + duration_seconds(step)
+    # Per target (one start gauge each, so these cost next to nothing): a process that is not the one of the
+    # last step, and of those the ones whose whole value counts (a new process in place of an old one, or
+    # one not seen before that started within the tolerance).
+    not_the_last = f"({start} unless {start} == {previous_start})"
+    counted_whole = (
+        f"({start} != {previous_start} or {start} > time() - {number(young)} unless {previous_start})"
+    )
+    # The same process as at the last step, or a service without the start gauge: the difference, or all of
+    # the value where the series is new (or, without the gauge, went down). Each counter is read five times;
+    # every read of a big vector is what a step costs.
     return (
         f"sum by ({counter.by}) (\n"
-        f"    ({x} - ({previous} or {x} * 0))\n"
-        f"    and{match} ({start} == {previous_start})\n"
-        f"  or\n"
-        f"    {x}\n"
-        f"    and{match} ({start} != {previous_start})\n"
-        f"  or\n"
-        f"    {x}\n"
-        f"    and{match} ({start} > time() - {number(young)} unless {previous_start})\n"
-        f"  or\n"
         f"    ({x} - {previous} >= 0 or {x})\n"
-        f"    unless{match} {start}\n"
+        f"    unless{match} {not_the_last}\n"
+        f"  or\n"
+        f"    {x}\n"
+        f"    and{match} {counted_whole}\n"
         f")"
     )
 
@@ -433,9 +462,7 @@ def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
         ),
         RecordingRule(
             feature_psi(w),
-            f"sum by ({mvf}) (\n  "
-            + _psi(feature_bin_ratio(w), c.FEATURE_REFERENCE_RATIO.name, mvfb)
-            + "\n)",
+            f"sum by ({mvf}) (\n  " + _psi(feature_bin_ratio(w), feature_reference_share(), mvfb) + "\n)",
         ),
         counted(FEATURE_MISSING),
         RecordingRule(
@@ -451,7 +478,7 @@ def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
         RecordingRule(
             prediction_psi(w),
             f"sum by ({_MV}) (\n  "
-            + _psi(prediction_bin_ratio(w), c.PREDICTION_REFERENCE_RATIO.name, mvb)
+            + _psi(prediction_bin_ratio(w), prediction_reference_share(), mvb)
             + "\n)",
         ),
         counted(CONFIDENCE_COUNT),
@@ -501,6 +528,7 @@ def _count_rules(spec: Spec) -> RuleGroup:
     step_ms = count_step_ms(spec)
     step = duration_text(step_ms)
     rules: list[RecordingRule | AlertRule] = [RecordingRule(k.step, step_count(k, step)) for k in COUNTED]
+    rules += _reference_shares()
     for w in spec.windows():
         rules += _window_rules(w, step_ms)
     return RuleGroup("mlmon.counts", tuple(rules), interval=step)

@@ -128,10 +128,13 @@ def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
     psi = " ".join(rules["model_feature:mlmon_feature_psi:1h"].split())
     assert psi == (
         "sum by (model, version, feature) ( ( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, 0.0001) "
-        "- on (model, version, feature, bin) clamp_min(max by (model, version, feature, bin) "
-        "(last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001) ) * ln( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, "
-        "0.0001) / on (model, version, feature, bin) clamp_min(max by (model, version, feature, bin) "
-        "(last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001) ) )"
+        "- on (model, version, feature, bin) model_feature_bin:mlmon_feature_reference_ratio:clamped ) "
+        "* ln( clamp_min(model_feature_bin:mlmon_feature_bin:ratio_1h, 0.0001) "
+        "/ on (model, version, feature, bin) model_feature_bin:mlmon_feature_reference_ratio:clamped ) )"
+    )
+    # The reference, recorded once per step for every window: a few failed scrapes do not take it away.
+    assert " ".join(rules["model_feature_bin:mlmon_feature_reference_ratio:clamped"].split()) == (
+        "clamp_min(max by (model, version, feature, bin) (last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001)"
     )
 
 
