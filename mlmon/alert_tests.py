@@ -61,11 +61,9 @@ def _seconds(value: float) -> str:
 
 
 def _alert(spec: Spec, model: ModelSpec, name: str) -> rules.AlertRule:
-    for group in rules.alert_rules(spec):
-        if group.name == f"mlmon.alerts.{model.name}":
-            for rule in group.rules:
-                if isinstance(rule, rules.AlertRule) and rule.alert == name:
-                    return rule
+    for rule in rules.model_alerts(spec, model):
+        if rule.alert == name:
+            return rule
     raise KeyError(name)
 
 

@@ -544,6 +544,8 @@ def recording_rules(spec: Spec) -> tuple[RuleGroup, ...]:
 # Alert rules
 
 CLASSIFICATION_SIGNALS = ("confidence", "accuracy")
+# The signals whose alerts read the window counts.
+WINDOW_SIGNALS = ("drift", "prediction_drift", "missing", "invalid_input", "confidence", "accuracy")
 
 M = Label("model")
 TM = Label(c.TARGET_MODEL_LABEL)  # `up` knows its model by the scrape config's target label
@@ -572,7 +574,7 @@ def _runbook(spec: Spec, alert: str) -> str:
     return f"{spec.alerting.runbook_base_url}#{alert.lower()}"
 
 
-def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
+def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
     t = model.thresholds
     sel = promql_matchers(model=model.name)
     dw, fw = t.drift_window, t.feedback_window
@@ -844,12 +846,29 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> RuleGroup:
     if model.task == "regression":
         # Confidence of a predicted class and accuracy from class feedback mean nothing for a regressor.
         rules = [r for r in rules if r.signal not in CLASSIFICATION_SIGNALS]
-    return RuleGroup(f"mlmon.alerts.{model.name}", tuple(rules))
+    # The alerts on window counts run at the counting step: their inputs change only then, and evaluating
+    # them every interval would cost as much again for nothing.
+    on_windows = tuple(r for r in rules if r.signal in WINDOW_SIGNALS)
+    return (
+        RuleGroup(f"mlmon.alerts.{model.name}", tuple(r for r in rules if r.signal not in WINDOW_SIGNALS)),
+        RuleGroup(
+            f"mlmon.window-alerts.{model.name}", on_windows, interval=duration_text(count_step_ms(spec))
+        ),
+    )
 
 
 def alert_rules(spec: Spec) -> tuple[RuleGroup, ...]:
-    """One alert group per model, each with that model's thresholds."""
-    return tuple(_model_alerts(spec, model) for model in spec.models)
+    """Two alert groups per model, each with that model's thresholds: ``mlmon.alerts.MODEL`` evaluated at
+    every interval (availability, errors, latency, staleness), ``mlmon.window-alerts.MODEL`` at the counting
+    step (drift, missing values, invalid inputs, confidence, accuracy)."""
+    return tuple(group for model in spec.models for group in _model_alerts(spec, model))
+
+
+def model_alerts(spec: Spec, model: ModelSpec) -> tuple[AlertRule, ...]:
+    """Every alert rule of ``model``, across its groups."""
+    return tuple(
+        rule for group in _model_alerts(spec, model) for rule in group.rules if isinstance(rule, AlertRule)
+    )
 
 
 def alert_names() -> tuple[str, ...]:
@@ -857,4 +876,4 @@ def alert_names() -> tuple[str, ...]:
     from mlmon.spec import spec_from_dict
 
     example = spec_from_dict({"models": [{"name": "m", "targets": ["127.0.0.1:1"]}]})
-    return tuple(rule.alert for rule in alert_rules(example)[0].rules if isinstance(rule, AlertRule))
+    return tuple(rule.alert for rule in model_alerts(example, example.models[0]))

@@ -61,8 +61,8 @@ def test_hostile_names_survive_every_language(hostile_spec: Spec) -> None:
     alerts = yaml.safe_load(outputs[ALERT_RULES])
     groups = {g["name"]: g for g in alerts["groups"]}
     for name in HOSTILE_MODEL_NAMES:
-        group = groups[f"mlmon.alerts.{name}"]
-        for rule in group["rules"]:
+        rules = groups[f"mlmon.alerts.{name}"]["rules"] + groups[f"mlmon.window-alerts.{name}"]["rules"]
+        for rule in rules:
             # The PromQL string literal decodes back to the exact name.
             matchers = label_matchers(rule["expr"])
             assert name in (matchers.get("model"), matchers.get("mlmon_model")), rule["alert"]
@@ -140,33 +140,40 @@ def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
 
 def test_every_alert_has_severity_annotations_and_for(full_spec: Spec) -> None:
     alerts = yaml.safe_load(render_outputs(full_spec)[ALERT_RULES])
-    tasks = {f"mlmon.alerts.{m.name}": m.task for m in full_spec.models}
+    tasks = {m.name: m.task for m in full_spec.models}
     assert sorted(tasks.values()) == ["classification", "regression"]
+    fast = ["MlmonTargetDown", "MlmonNoTraffic", "MlmonErrorRatioHigh", "MlmonLatencyP95High"]
+    fast += ["MlmonLatencyP99High", "MlmonModelStale"]
+    on_windows = ["MlmonFeatureDriftWarning", "MlmonFeatureDriftCritical", "MlmonPredictionDrift"]
+    on_windows += ["MlmonMissingValuesHigh", "MlmonInvalidInput", "MlmonConfidenceDrop", "MlmonAccuracyDrop"]
+    classification_only = {"MlmonConfidenceDrop", "MlmonAccuracyDrop"}
+    step = recording_step(full_spec)
+    expected_groups = []
+    for model in tasks:
+        expected_groups += [f"mlmon.alerts.{model}", f"mlmon.window-alerts.{model}"]
+    assert [g["name"] for g in alerts["groups"]] == expected_groups
     for group in alerts["groups"]:
+        kind, model = group["name"].split(".", 2)[1:]
         names = [r["alert"] for r in group["rules"]]
-        classification_only = {"MlmonConfidenceDrop", "MlmonAccuracyDrop"}
-        expected = [
-            "MlmonTargetDown",
-            "MlmonNoTraffic",
-            "MlmonErrorRatioHigh",
-            "MlmonLatencyP95High",
-            "MlmonLatencyP99High",
-            "MlmonFeatureDriftWarning",
-            "MlmonFeatureDriftCritical",
-            "MlmonPredictionDrift",
-            "MlmonMissingValuesHigh",
-            "MlmonInvalidInput",
-            "MlmonConfidenceDrop",
-            "MlmonAccuracyDrop",
-            "MlmonModelStale",
-        ]
-        if tasks[group["name"]] == "regression":
+        if kind == "alerts":
+            expected = fast
+            assert "interval" not in group  # every evaluation interval
+        else:
+            # The window alerts run with the counts they read, once per counting step.
+            expected = on_windows
+            assert group["interval"] == step
+        if tasks[model] == "regression":
             expected = [name for name in expected if name not in classification_only]
         assert names == expected
         for rule in group["rules"]:
             assert rule["labels"]["severity"] in ("warning", "critical")
             assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
             assert rule["for"]
+
+
+def recording_step(spec: Spec) -> str:
+    recording = yaml.safe_load(render_outputs(spec)[RECORDING_RULES])
+    return next(g["interval"] for g in recording["groups"] if g["name"] == "mlmon.counts")
 
 
 def test_thresholds_reach_the_alerts(full_spec: Spec) -> None:
@@ -178,13 +185,13 @@ def test_thresholds_reach_the_alerts(full_spec: Spec) -> None:
     )
     assert (
         'model_feature:mlmon_feature_psi:2h{model="credit-risk"} > 0.3'
-        in rules[("mlmon.alerts.credit-risk", "MlmonFeatureDriftCritical")]
+        in rules[("mlmon.window-alerts.credit-risk", "MlmonFeatureDriftCritical")]
     )
     assert (
         'model_feature:mlmon_feature_psi:30m{model="churn"} > 0.3'
-        in rules[("mlmon.alerts.churn", "MlmonFeatureDriftCritical")]
+        in rules[("mlmon.window-alerts.churn", "MlmonFeatureDriftCritical")]
     )
-    assert ">= 5000" in rules[("mlmon.alerts.churn", "MlmonFeatureDriftCritical")]
+    assert ">= 5000" in rules[("mlmon.window-alerts.churn", "MlmonFeatureDriftCritical")]
 
 
 def test_the_dashboard_colours_each_model_by_its_own_thresholds(full_spec: Spec) -> None:
