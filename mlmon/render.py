@@ -152,7 +152,8 @@ def render_context(spec: Spec) -> dict[str, Any]:
         "alert_tests": alert_test_groups(spec),
         "contract": contract,
         "r": rules,
-        "windows": spec.windows(),
+        "drift_windows": spec.drift_windows(),
+        "feedback_windows": spec.feedback_windows(),
         "files": {
             "recording": Path(RECORDING_RULES).name,
             "alerts": Path(ALERT_RULES).name,

@@ -433,25 +433,14 @@ def reference_gauge(metric: str, on: str) -> str:
     return f"max by ({on}) (last_over_time({metric}[{GAP_TOLERANCE}]))"
 
 
-def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
+def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
+    """A drift window's counts: feature and prediction bins and their PSI, missing values, confidence,
+    requests and invalid inputs."""
     mvf, mvfb, mvb = f"{_MV}, feature", f"{_MV}, feature, bin", f"{_MV}, bin"
-    feedback = feedback_counts(w)
-    mvc = f"{_MV}, class"
 
     def counted(counter: Counted) -> RecordingRule:
         return RecordingRule(counter.count(w), window_sum(counter.step, w, step_ms))
 
-    def per_class(label: str, correct_only: bool) -> str:
-        selector = f'{feedback}{{correct="true"}}' if correct_only else feedback
-        return (
-            f"sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) ({selector}),\n"
-            f'    "class", "$1", "{label}", "(.*)"\n  ))'
-        )
-
-    true_pos = per_class("predicted", correct_only=True)
-    predicted = per_class("predicted", correct_only=False)
-    actual = per_class("actual", correct_only=False)
-    classes = f"(\n  {predicted} * 0\n  or\n  {actual} * 0\n)"
     return [
         # Exact counts first; every share and statistic below derives from them.
         counted(FEATURE_BINS),
@@ -486,6 +475,38 @@ def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             confidence_mean(w),
             f"{window_sum(CONFIDENCE_SUM.step, w, step_ms)}\n/\n{confidence_count(w)}",
         ),
+        counted(REQUESTS),
+        counted(INVALID_INPUT),
+        # Per feature and reason, the share of requests that brought such a value (an unknown feature is
+        # counted under its own name, so a renamed feature shows here by name).
+        RecordingRule(
+            invalid_input_ratio(w),
+            f"{INVALID_INPUT.count(w)}\n/ on ({_MV}) group_left ()\n"
+            f"(sum by ({_MV}) ({REQUESTS.count(w)}) > 0)",
+        ),
+    ]
+
+
+def _feedback_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
+    """A feedback window's counts: outcomes, accuracy, per-class precision, recall and F1, macro F1."""
+    feedback = feedback_counts(w)
+    mvc = f"{_MV}, class"
+
+    def counted(counter: Counted) -> RecordingRule:
+        return RecordingRule(counter.count(w), window_sum(counter.step, w, step_ms))
+
+    def per_class(label: str, correct_only: bool) -> str:
+        selector = f'{feedback}{{correct="true"}}' if correct_only else feedback
+        return (
+            f"sum without ({label}) (label_replace(\n    sum by ({_MV}, {label}) ({selector}),\n"
+            f'    "class", "$1", "{label}", "(.*)"\n  ))'
+        )
+
+    true_pos = per_class("predicted", correct_only=True)
+    predicted = per_class("predicted", correct_only=False)
+    actual = per_class("actual", correct_only=False)
+    classes = f"(\n  {predicted} * 0\n  or\n  {actual} * 0\n)"
+    return [
         counted(FEEDBACK),
         RecordingRule(feedback_count(w), f"sum by ({_MV}) ({feedback})"),
         RecordingRule(
@@ -510,15 +531,6 @@ def _window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             f"  > -Inf\n)\nor\n{class_precision(w)} * 0",
         ),
         RecordingRule(macro_f1(w), f"avg by ({_MV}) ({class_f1(w)})"),
-        counted(REQUESTS),
-        counted(INVALID_INPUT),
-        # Per feature and reason, the share of requests that brought such a value (an unknown feature is
-        # counted under its own name, so a renamed feature shows here by name).
-        RecordingRule(
-            invalid_input_ratio(w),
-            f"{INVALID_INPUT.count(w)}\n/ on ({_MV}) group_left ()\n"
-            f"(sum by ({_MV}) ({REQUESTS.count(w)}) > 0)",
-        ),
     ]
 
 
@@ -529,8 +541,14 @@ def _count_rules(spec: Spec) -> RuleGroup:
     step = duration_text(step_ms)
     rules: list[RecordingRule | AlertRule] = [RecordingRule(k.step, step_count(k, step)) for k in COUNTED]
     rules += _reference_shares()
+    # Each window counts only what is watched over it: the feature bins of a 6h feedback window would cost
+    # as much as those of the drift window, for nothing.
+    drift, feedback = spec.drift_windows(), spec.feedback_windows()
     for w in spec.windows():
-        rules += _window_rules(w, step_ms)
+        if w in drift:
+            rules += _drift_window_rules(w, step_ms)
+        if w in feedback:
+            rules += _feedback_window_rules(w, step_ms)
     return RuleGroup("mlmon.counts", tuple(rules), interval=step)
 
 

@@ -217,10 +217,17 @@ class Spec:
 
     def windows(self) -> tuple[str, ...]:
         """Every distinct drift and feedback window the models use, shortest first."""
-        found = {m.thresholds.drift_window for m in self.models} | {
-            m.thresholds.feedback_window for m in self.models
-        }
-        return tuple(sorted(found or {"1h"}, key=duration_seconds))
+        return tuple(sorted({*self.drift_windows(), *self.feedback_windows()}, key=duration_seconds))
+
+    def drift_windows(self) -> tuple[str, ...]:
+        """The distinct drift windows, shortest first (1h without models)."""
+        found = {m.thresholds.drift_window for m in self.models}
+        return tuple(sorted(found or {Thresholds.drift_window}, key=duration_seconds))
+
+    def feedback_windows(self) -> tuple[str, ...]:
+        """The distinct feedback windows, shortest first (6h without models)."""
+        found = {m.thresholds.feedback_window for m in self.models}
+        return tuple(sorted(found or {Thresholds.feedback_window}, key=duration_seconds))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def _rate_questions() -> list[_Question]:
     return questions
 
 
-def _window_questions(w: str, step_ms: int) -> list[_Question]:
+def _drift_questions(w: str) -> list[_Question]:
     mf = "model, feature"
     return [
         _Question("feature_psi", _by(mf, r.feature_psi(w)), (r.feature_psi(w),), None, w),
@@ -276,6 +276,11 @@ def _window_questions(w: str, step_ms: int) -> list[_Question]:
         _Question(
             "confidence_count", _by("model", r.confidence_count(w), "sum"), (r.confidence_count(w),), None, w
         ),
+    ]
+
+
+def _feedback_questions(w: str, step_ms: int) -> list[_Question]:
+    return [
         _Question(
             "accuracy",
             f"{_by('model', r.feedback_counts(w) + '{correct=' + chr(34) + 'true' + chr(34) + '}', 'sum')}"
@@ -364,13 +369,17 @@ class _Plan:
     unanswerable: dict[tuple[str, str], str]  # (check, window) -> why
 
 
-def _plan(windows: Iterable[str], loaded: set[str], evaluation_interval: str) -> _Plan:
-    windows = sorted(set(windows), key=duration_seconds)
-    inline = _Inliner(windows, evaluation_interval)
+def _plan(
+    drift_windows: Iterable[str], feedback_windows: Iterable[str], loaded: set[str], evaluation_interval: str
+) -> _Plan:
+    drift_windows, feedback_windows = set(drift_windows), set(feedback_windows)
+    inline = _Inliner(drift_windows | feedback_windows, evaluation_interval)
     plan = _Plan([], {})
     questions = _rate_questions()
-    for w in windows:
-        questions += _window_questions(w, inline.step_ms)
+    for w in sorted(drift_windows, key=duration_seconds):
+        questions += _drift_questions(w)
+    for w in sorted(feedback_windows, key=duration_seconds):
+        questions += _feedback_questions(w, inline.step_ms)
     for q in questions:
         if all(name in loaded for name in q.needs):
             plan.parts.append((q, q.recorded))
@@ -791,9 +800,10 @@ def _registry_check(model: ModelSpec, registry: RegistryState | None, error: str
 # Entry point
 
 
-def _windows_from_rules(loaded: set[str]) -> tuple[str, ...]:
-    """The drift windows recorded in Prometheus, to watch models found there without a spec."""
-    prefix = r.feature_psi("")
+def _windows_from_rules(loaded: set[str], recorded: Callable[[str], str]) -> tuple[str, ...]:
+    """The windows of a recorded series (``r.feature_psi``, ``r.accuracy``) loaded in Prometheus, to watch
+    models found there without a spec."""
+    prefix = recorded("")
     return tuple(sorted({n[len(prefix) :] for n in loaded if n.startswith(prefix)}, key=duration_seconds))
 
 
@@ -836,26 +846,25 @@ def gather_status(
             try:
                 loaded = prometheus.rule_names("record")
                 if not models:
-                    windows = _windows_from_rules(loaded) or (Thresholds.drift_window,)
-                    plan = _plan(windows, loaded, evaluation_interval)
                     # Without a spec: the models Prometheus knows from mlmon_model_info, default thresholds,
-                    # and the first recorded window for both drift and feedback.
+                    # and the first recorded drift and feedback windows.
+                    drift = _windows_from_rules(loaded, r.feature_psi) or (Thresholds.drift_window,)
+                    feedback = _windows_from_rules(loaded, r.accuracy) or drift
+                    plan = _plan(drift[:1], feedback[:1], loaded, evaluation_interval)
                     answers = _ask(prometheus, plan, pool)()
-                    models = [
-                        ModelSpec(
-                            n, n, thresholds=Thresholds(drift_window=windows[0], feedback_window=windows[0])
-                        )
-                        for n in sorted(answers.models())
-                    ]
+                    thresholds = Thresholds(drift_window=drift[0], feedback_window=feedback[0])
+                    models = [ModelSpec(n, n, thresholds=thresholds) for n in sorted(answers.models())]
                     models = _only(models, only)
                     if registry is not None and models:
                         from_registry = pool.submit(registry, models)
                     asked = None
                 else:
-                    spec_windows = {
-                        w for m in models for w in (m.thresholds.drift_window, m.thresholds.feedback_window)
-                    }
-                    plan = _plan(spec_windows, loaded, evaluation_interval)
+                    plan = _plan(
+                        (m.thresholds.drift_window for m in models),
+                        (m.thresholds.feedback_window for m in models),
+                        loaded,
+                        evaluation_interval,
+                    )
                     asked = _ask(prometheus, plan, pool)
                 from_alerts = pool.submit(_alerts, prometheus)
                 from_history = None

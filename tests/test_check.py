@@ -572,7 +572,26 @@ def test_grafana_macros_and_variable_forms_are_substituted_before_parsing(genera
 
 @pytest.mark.usefixtures("no_tools")
 def test_window_variable_is_checked_with_every_option(generated: Path) -> None:
-    # The minimal spec's windows are 1h (drift, the variable's first option) and 6h (feedback).
+    # The minimal spec's drift window is 1h, the $window variable's only option; a second option (6h, the
+    # feedback window) selects drift series no rule records, since a window counts only what is watched over it.
+    def add_6h(dashboard: Any) -> None:
+        [variable] = [v for v in dashboard["templating"]["list"] if v["name"] == "window"]
+        variable["options"].append({"text": "6h", "value": "6h", "selected": False})
+
+    edit_json(generated / DASHBOARD, add_6h)
+
+    report = check_output(generated)
+
+    assert statuses(report) == expected({(METRIC_CONTRACT, DASHBOARD)}, tools=False)
+    lines = result(report, METRIC_CONTRACT, DASHBOARD).detail.splitlines()
+    assert lines[0] == (
+        "panel 'Worst feature PSI' target A with $window=6h selects model_feature:mlmon_feature_psi:6h"
+    )
+    assert not [line for line in lines if "$window=1h" in line]
+
+
+@pytest.mark.usefixtures("no_tools")
+def test_feedback_window_variable_reads_the_feedback_series(generated: Path) -> None:
     def drop_6h(doc: Any) -> None:
         for group in doc["groups"]:
             group["rules"] = [r for r in group["rules"] if not r["record"].endswith("6h")]
@@ -581,15 +600,16 @@ def test_window_variable_is_checked_with_every_option(generated: Path) -> None:
 
     report = check_output(generated)
 
-    # The alerts on feedback accuracy read the 6h series too.
+    # The accuracy panel and the alert on feedback accuracy read the 6h series.
     assert statuses(report) == expected(
         {(METRIC_CONTRACT, DASHBOARD), (METRIC_CONTRACT, ALERTS)}, tools=False
     )
     lines = result(report, METRIC_CONTRACT, DASHBOARD).detail.splitlines()
     assert lines[0] == (
-        "panel 'Worst feature PSI' target A with $window=6h selects model_feature:mlmon_feature_psi:6h"
+        "panel 'Accuracy and macro F1 from feedback (over $feedback_window)' target A with $feedback_window=6h"
+        " selects model:mlmon_feedback_accuracy:ratio_6h"
     )
-    assert not [line for line in lines if "$window=1h" in line]
+    assert not [line for line in lines if "$window=" in line]
 
 
 # ----------------------------------------------------------------------------------------------------------

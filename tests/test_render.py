@@ -110,15 +110,21 @@ def test_recording_rules_count_every_distinct_window_in_one_group(full_spec: Spe
     records = [r["record"] for r in groups["mlmon.counts"]["rules"]]
     steps = [r for r in records if r.endswith(":step")]
     assert records[: len(steps)] == steps  # every window reads steps recorded before it, at the same time
-    for window in ("30m", "2h", "6h", "1d"):
+    # Each window counts what is watched over it: drift over the drift windows (30m, 2h), accuracy over the
+    # feedback windows (the default 6h, 1d).
+    for window in ("30m", "2h"):
         assert f"model_feature:mlmon_feature_psi:{window}" in records
+        assert f"model:mlmon_feedback_accuracy:ratio_{window}" not in records
+    for window in ("6h", "1d"):
+        assert f"model:mlmon_feedback_accuracy:ratio_{window}" in records
+        assert not [r for r in records if r.startswith("model_feature") and r.endswith(window)]
     windows = {r["record"]: r["expr"] for r in groups["mlmon.counts"]["rules"]}
     # A whole number of 30s steps: 60 for 30m, 2880 for 1d, each range half a step short.
     assert windows["model_feature_bin:mlmon_feature_bin:count30m"] == (
         "sum_over_time(model_feature_bin:mlmon_feature_bin:step[29m45s])"
     )
-    assert windows["model_feature_bin:mlmon_feature_bin:count1d"] == (
-        "sum_over_time(model_feature_bin:mlmon_feature_bin:step[23h59m45s])"
+    assert windows["model_outcome:mlmon_feedback:count1d"] == (
+        "sum_over_time(model_outcome:mlmon_feedback:step[23h59m45s])"
     )
 
 
