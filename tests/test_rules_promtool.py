@@ -7,7 +7,11 @@ import subprocess
 from pathlib import Path
 
 from mlmon.render import RECORDING_RULES
+from mlmon.spec import spec_from_dict
 from tests.conftest import render_into
+
+# Feedback is counted over the feedback windows only; one of 1h keeps the case short.
+SPEC = {"models": [{"name": "m", "targets": ["127.0.0.1:8000"], "thresholds": {"feedback_window": "1h"}}]}
 
 F1_TEST = """\
 rule_files: [{rules}]
@@ -51,8 +55,8 @@ tests:
 """
 
 
-def test_macro_f1_counts_every_class_seen(promtool: str, tmp_path: Path, minimal_spec: object) -> None:
-    out = render_into(minimal_spec, tmp_path / "out")  # type: ignore[arg-type]
+def test_macro_f1_counts_every_class_seen(promtool: str, tmp_path: Path) -> None:
+    out = render_into(spec_from_dict(SPEC), tmp_path / "out")
     test_file = tmp_path / "f1-test.yml"
     test_file.write_text(F1_TEST.format(rules=out / RECORDING_RULES))
     result = subprocess.run(

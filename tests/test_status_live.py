@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,20 @@ def _send(port: int, data: dict[str, Any], fail_every: int = 0) -> None:
 def _query(url: str, expr: str) -> list[dict[str, Any]]:
     answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
     return list(answer["data"]["result"])
+
+
+def _groups_evaluated_after(url: str, moment: float) -> bool:
+    groups = requests.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    return all(_rfc3339_seconds(g["lastEvaluation"]) > moment for g in groups)
+
+
+def _rfc3339_seconds(stamp: str) -> float:
+    """Prometheus writes nanoseconds and a zone (2026-12-03T22:17:38.123456789Z); Python parses microseconds."""
+    day, _, rest = stamp.partition("T")
+    clock, zone = re.match(r"([\d:.]+)(.*)", rest).groups()  # type: ignore[union-attr]
+    whole, _, fraction = clock.partition(".")
+    parsed = datetime.fromisoformat(f"{day}T{whole}{'+00:00' if zone == 'Z' else zone}")
+    return parsed.timestamp() + float(f"0.{fraction or 0}")
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +185,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> A
             "the recording rules to evaluate the final counts",
             tmp / "prometheus" / "prometheus.log",
         )
+        # Alert groups run on their own schedule (window alerts once per counting step): one evaluated before
+        # the counts were final may still hold an alert fired on a partial window. Wait for every group's next
+        # evaluation.
+        counts_final = time.time()
+        poll(
+            lambda: True if _groups_evaluated_after(url, counts_final) else None,
+            60,
+            "every rule group to evaluate the final counts",
+            tmp / "prometheus" / "prometheus.log",
+        )
         yield {"url": url, "bare_url": bare_url, "dir": tmp, "tracking_uri": tracking_uri}
 
 
@@ -198,7 +223,9 @@ def test_verdicts_match_each_scenario(stack: dict[str, Any]) -> None:
     assert report["schema_version"] == 1
     assert report["prometheus"]["ok"] and report["mlflow"]["ok"], (report["prometheus"], report["mlflow"])
     verdicts = {m["name"]: m["verdict"] for m in report["models"]}
-    assert verdicts == {"healthy": "OK", "drifting": "CRIT", "failing": "CRIT", "down": "CRIT"}
+    assert verdicts == {"healthy": "OK", "drifting": "CRIT", "failing": "CRIT", "down": "CRIT"}, _not_ok(
+        report
+    )
 
     healthy = _model(report, "healthy")
     assert {c["verdict"] for c in healthy["checks"] if c["name"] == "feature_psi"} == {"OK"}
@@ -237,6 +264,22 @@ def test_verdicts_match_each_scenario(stack: dict[str, Any]) -> None:
     assert _check(down, "targets_up")["verdict"] == "CRIT" and _check(down, "targets_up")["value"] == 0
     assert _check(down, "registry")["verdict"] == "NO DATA"
     assert "not found" in down["registry_error"]
+
+
+def _not_ok(report: dict[str, Any]) -> list[Any]:
+    """What made each verdict: the checks that are not OK and the alerts that fire."""
+    return [
+        (
+            m["name"],
+            [
+                (c["name"], c["feature"], c["verdict"], c["value"])
+                for c in m["checks"]
+                if c["verdict"] != "OK"
+            ],
+            [(a["name"], a.get("feature"), a["state"]) for a in m["alerts"] if a["state"] == "firing"],
+        )
+        for m in report["models"]
+    ]
 
 
 def test_check_exit_codes_and_model_filter(stack: dict[str, Any]) -> None:
@@ -320,4 +363,4 @@ def test_mlflow_down_still_shows_prometheus(stack: dict[str, Any]) -> None:
     assert dead in report["mlflow"]["error"]
     assert all(m["registry"] is None and m["registry_error"] for m in report["models"])
     assert _model(report, "drifting")["verdict"] == "CRIT"
-    assert _model(report, "healthy")["verdict"] == "OK"
+    assert _model(report, "healthy")["verdict"] == "OK", _not_ok(report)
