@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +275,42 @@ def test_sorted_quantiles_are_numpys_bit_for_bit(values: list[float], bins: int)
         expected = np.quantile(ordered, probabilities, method="linear")
         ours = sorted_quantiles(ordered, probabilities)
     assert np.array_equal(ours, expected, equal_nan=True)
+
+
+# Run in a fresh interpreter, where scipy is not imported yet: any worker thread that imports a scipy module
+# fails. Threads importing scipy.stats and scipy.stats._ksstats at once used to end `mlmon drift` with
+# _DeadlockError now and then; a failing import makes the same mistake fail every time.
+NO_IMPORTS_IN_WORKERS = """
+import importlib.abc, sys, threading
+import numpy as np
+
+class WorkersImportNothing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.startswith("scipy") and threading.current_thread() is not threading.main_thread():
+            raise ImportError(f"{name} imported in a worker thread")
+        return None
+
+sys.meta_path.insert(0, WorkersImportNothing())
+from mlmon.drift.report import drift_report
+
+rng = np.random.default_rng(0)
+sides = []
+for n in (20_000, 3_000):  # above and below KS_EXACT_MAX_N: both p-value paths
+    columns = {f"x{i}": rng.normal(size=n) for i in range(4)}
+    columns |= {f"c{i}": np.array(rng.choice(list("abcd"), n), dtype=object) for i in range(4)}
+    sides.append(columns)
+report = drift_report(sides[0], sides[1], workers=8)
+print(len(report.features), len(report.skipped))
+"""
+
+
+def test_worker_threads_import_nothing() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", NO_IMPORTS_IN_WORKERS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["8", "0"]

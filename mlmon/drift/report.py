@@ -280,6 +280,10 @@ def drift_report(
                 skipped.append(SkippedFeature(name, "only in the current data, not in the reference"))
 
     compared: list[FeatureDrift] = []
+    if jobs:
+        from mlmon.drift.two_sample import import_scipy
+
+        import_scipy()  # here, not lazily in the workers: see import_scipy
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for result in pool.map(_guarded, jobs):
             if isinstance(result, SkippedFeature):

@@ -22,6 +22,8 @@ Categorical statistics work on counts per category (chi-square test of homogenei
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +85,18 @@ def compare_runs(combined: Array, n: int) -> NumericalComparison:
     np.multiply(gaps, cdf_gap[:-1], out=gaps)
     wasserstein = float(np.add.reduce(gaps)) / n / m
     return NumericalComparison(ks, ks_p_value(ks, n, m, combined[:n], combined[n:]), wasserstein)
+
+
+def import_scipy() -> None:
+    """Import, in the calling thread, every scipy module the functions here import lazily.
+
+    Call it before comparing features in threads: two threads importing ``scipy.stats`` and
+    ``scipy.stats._ksstats`` at the same moment take the two module locks in opposite orders, and Python
+    breaks the cycle by raising ``_DeadlockError`` in one of them."""
+    for module in ("scipy.special", "scipy.stats", "scipy.stats._ksstats"):
+        # A scipy release without _ksstats: kstwo_sf falls back to the public kstwo.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def ks_p_value(statistic: float, n: int, m: int, reference: Array, current: Array) -> float:
