@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -306,7 +307,22 @@ def test_json_text_is_the_same_json_as_json_dumps(value: object) -> None:
     from mlmon.cli.output import json_text
 
     text = json_text(value)
-    assert json.loads(text, parse_constant=str) == json.loads(json.dumps(value), parse_constant=str)
+    assert json.loads(text, parse_constant=_not_json) == _nulled(json.loads(json.dumps(value)))
+
+
+def _not_json(token: str) -> None:
+    raise AssertionError(f"{token} is not JSON")
+
+
+def _nulled(value: object) -> object:
+    """What strict JSON can say of a value: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulled(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulled(v) for v in value]
+    return value
 
 
 def test_json_text_puts_each_innermost_object_on_one_line() -> None:
@@ -323,6 +339,6 @@ def test_json_text_puts_each_innermost_object_on_one_line() -> None:
         '  "empty": {}\n'
         "}"
     )
-    assert json_text({1: {"x": [Path("/p")]}, None: [float("nan")]}) == (
-        '{\n  "1": {\n    "x": ["/p"]\n  },\n  "null": [NaN]\n}'
+    assert json_text({1: {"x": [Path("/p")]}, None: [float("nan"), float("-inf"), 1.5]}) == (
+        '{\n  "1": {\n    "x": ["/p"]\n  },\n  "null": [null, null, 1.5]\n}'
     )

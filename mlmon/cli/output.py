@@ -162,16 +162,36 @@ _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 _one_line_chunks = (
     None
     if _c_make_encoder is None
-    else _c_make_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    else _c_make_encoder(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, False)
 )
-_fallback_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+_fallback_encoder = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
 _quoted = json.encoder.encode_basestring  # a string as JSON, the same as the encoder above writes it
 
 
 def _one_line(value: Any) -> str:
+    """Strict JSON: NaN and infinities, which JSON has no word for (``JSON.parse`` rejects Python's
+    ``NaN``), are written as null. The encoders refuse them, so the common case costs no extra pass."""
+    try:
+        return _encode(value)
+    except ValueError:
+        return _encode(_finite(value))
+
+
+def _encode(value: Any) -> str:
     if _one_line_chunks is None:  # pragma: no cover - CPython always has the accelerator
         return _fallback_encoder.encode(value)
     return "".join(_one_line_chunks(value, 0))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 _CONTAINERS = frozenset({dict, list, tuple})
