@@ -314,3 +314,27 @@ def test_worker_threads_import_nothing() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["8", "0"]
+
+
+@pytest.mark.parametrize(("low", "high"), [(1e308, 1.7e308), (-1e308, 1e308), (-1.7e308, -1e300)])
+@pytest.mark.parametrize("method", ["wasserstein", "ks", "psi"])
+def test_values_near_the_float_limit_give_the_verdicts_of_ordinary_values(
+    low: float, high: float, method: Any
+) -> None:
+    """The same samples in [0, 1] and stretched onto [low, high]: equal statistics, equal verdicts. Before,
+    the normed Wasserstein distance overflowed to NaN (read as no drift) or inf (read as drift)."""
+    rng = np.random.default_rng(7)
+    reference, same, shifted = rng.uniform(0, 1, 5_000), rng.uniform(0, 1, 5_000), rng.uniform(0.1, 1, 5_000)
+    middle, half = low / 2 + high / 2, high / 2 - low / 2  # (high - low) itself can overflow
+
+    def stretched(values: np.ndarray) -> np.ndarray:
+        return middle + half * (2 * values - 1)
+
+    for current, drifted in ((same, False), (shifted, True)):
+        ordinary = drift_report({"x": reference}, {"x": current}, method=method).features[0]
+        large = drift_report({"x": stretched(reference)}, {"x": stretched(current)}, method=method).features[
+            0
+        ]
+        assert ordinary.drift is drifted
+        assert large.drift is drifted and math.isfinite(large.statistic), large
+        assert large.statistic == pytest.approx(ordinary.statistic, rel=1e-6)

@@ -408,8 +408,13 @@ def _compare_numerical(
 
     sides, both = _sorted_sides(name, [(reference_values, "reference"), (current_values, "current")])
     reference, current = sides
-    comparison = compare_runs(both, reference.values.size)
-    std = float(np.std(reference.values))
+    scale = _overflow_scale(reference.values, current.values)
+    if scale == 1.0:
+        comparison = compare_runs(both, reference.values.size)
+        std = float(np.std(reference.values))
+    else:  # KS and the normed Wasserstein distance do not change when every value is scaled alike
+        comparison = compare_runs(both * scale, reference.values.size)
+        std = float(np.std(reference.values * scale))
     normed = comparison.wasserstein / std if std > 0 else (0.0 if comparison.wasserstein == 0 else math.inf)
     if psi_bins == "sturges":
         psi_value, edges, ref_shares, cur_shares = sturges_psi(reference.values, current.values)
@@ -449,6 +454,19 @@ def _compare_numerical(
         current_shares=current_shares,
         bin_edges=interior,
     )
+
+
+# np.std squares the values, and the Wasserstein sum multiplies gaps by counts up to n*m: beyond this magnitude
+# (about 2.6e120) either can overflow to inf, and inf / inf is NaN.
+_LARGEST_SAFE = 2.0**400
+
+
+def _overflow_scale(*sorted_samples: Array) -> float:
+    """1.0, or the power of two (exact, no rounding) that brings values this large below 1."""
+    largest = max((max(abs(float(s[0])), abs(float(s[-1]))) for s in sorted_samples if s.size), default=0.0)
+    if largest <= _LARGEST_SAFE:
+        return 1.0
+    return math.ldexp(1.0, -math.frexp(largest)[1])
 
 
 def _sorted_bin_counts(sorted_values: Array, edges: Array) -> list[int]:
@@ -650,6 +668,9 @@ def _common(
     sides: tuple[float, float, int, int],
 ) -> dict[str, Any]:
     statistic, p_value = result
+    if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
+        # Never a verdict: NaN compares False with every threshold and would read as "no drift".
+        raise _Skip(name, f"its {method} statistic is not a number (NaN), so no verdict can be given")
     limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[method]
     drift = (p_value is not None and p_value < limit) if method in P_VALUE_METHODS else statistic > limit
     return {
