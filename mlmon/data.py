@@ -238,13 +238,25 @@ def _column_kind(kind: pa.DataType) -> str:
 def _read_arrow(path: Path, suffix: str, columns: list[str] | None, dictionary: bool = False) -> pa.Table:
     try:
         if suffix in CSV_SUFFIXES:
-            return _read_csv(path, columns)
-        if suffix in PARQUET_SUFFIXES:
-            return _read_parquet(path, columns, dictionary)
-        return _read_json_lines(path, columns)
+            table = _read_csv(path, columns)
+        elif suffix in PARQUET_SUFFIXES:
+            table = _read_parquet(path, columns, dictionary)
+        else:
+            table = _read_json_lines(path, columns)
     except (pa.ArrowException, OSError) as exc:
         # The parser's own reason ("Expected 2 columns, got 3", "magic bytes not found") says what is wrong.
         raise DataError(f"cannot read {path}: {_reason(exc)}", _format_hint(suffix)) from None
+    _refuse_repeated_names(path, table.column_names)
+    return table
+
+
+def _refuse_repeated_names(path: Path, names: Sequence[str]) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path} names {_names(repeated)} more than once",
+            "give every column its own name in the file's header, then run again",
+        )
 
 
 def _reason(exc: Exception) -> str:
@@ -271,13 +283,35 @@ def _read_csv(path: Path, columns: list[str] | None) -> pa.Table:
         with pacsv.open_csv(path) as reader:
             _check_columns(path, columns, reader.schema.names)
         convert = pacsv.ConvertOptions(strings_can_be_null=True, include_columns=columns)
-    return pacsv.read_csv(path, convert_options=convert)
+    table = pacsv.read_csv(path, convert_options=convert)
+    _refuse_unclosed_quote(path, table)
+    return table
+
+
+def _refuse_unclosed_quote(path: Path, table: pa.Table) -> None:
+    """pyarrow reads a quote that is never closed as one cell running to the end of the file, so a truncated
+    export would pass as a few rows. Newlines are not allowed inside values (pyarrow's default), so a text
+    cell holding one can only come from such a quote."""
+    import pyarrow.compute as pc
+
+    for name, column in zip(table.column_names, table.columns, strict=True):  # names may repeat here
+        if not _is_text(column.type):
+            continue
+        broken = pc.match_substring_regex(column, "[\\r\\n]")
+        if pc.any(broken).as_py():
+            row = pc.index(broken, True).as_py() + 1
+            raise DataError(
+                f"cannot read {path}: a quote in column {name!r} at data row {row} is never closed, so "
+                "the rest of the file was read as one value",
+                "the file may be truncated; export it again, or close the quote",
+            )
 
 
 def _read_parquet(path: Path, columns: list[str] | None, dictionary: bool = False) -> pa.Table:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(path)
+    _refuse_repeated_names(path, schema.names)
     if columns is not None:
         _check_columns(path, columns, schema.names)
     # Parquet stores text dictionary-encoded already: read so, text never becomes one string per row.

@@ -130,6 +130,28 @@ def test_truncated_and_empty_files_in_a_folder_are_named(tmp_path: Path) -> None
     assert _report(str(tmp_path / "ref.parquet"), str(tmp_path / "cur"))["rows_current"] == 50
 
 
+def test_a_repeated_column_name_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("a,b\n1,2\n3,4\n")
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("a,a,b,b\n1,2,3,4\n5,6,7,8\n")
+    assert _error(str(good), str(repeated)) == f"error: {repeated} names columns 'a', 'b' more than once"
+    pq.write_table(
+        pa.table([pa.array([1.0]), pa.array([2.0])], names=["x", "x"]), tmp_path / "repeated.parquet"
+    )
+    assert _error(str(good), str(tmp_path / "repeated.parquet")).endswith("names column 'x' more than once")
+
+
+@pytest.mark.parametrize("text", ['a,b\n1,"2\n3,4\n5,6\n', 'a,b\n1,2\n3,"x\n'])
+def test_an_unclosed_quote_is_a_truncated_file_not_a_small_sample(tmp_path: Path, text: str) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("a,b\n1,2\n3,4\n")
+    truncated = tmp_path / "truncated.csv"
+    truncated.write_bytes(text.encode())
+    error = _error(str(good), str(truncated))
+    assert error.startswith(f"error: cannot read {truncated}: a quote in column ") and "never closed" in error
+
+
 def test_bad_columns_are_listed_and_the_rest_is_reported(tmp_path: Path) -> None:
     rows = 200
     reference = _table(rows, 1).append_column("all_null_cur", pa.array(np.arange(rows, dtype=float)))
