@@ -828,3 +828,22 @@ def test_log_profile_to_mlflow_as_a_library_call(mlflow_store: tuple[str, str]) 
     profile = build_profile({"x": np.arange(10.0)}, "lib")
     assert log_profile_to_mlflow(profile, run_id, mlflow_store[0]) == f"runs:/{run_id}/mlmon/profile.json"
     assert load_profile_from_mlflow(f"runs:/{run_id}", mlflow_store[0]) == profile
+
+
+def test_no_command_creates_the_store_it_was_asked_to_read(tmp_path: Path) -> None:
+    """A mistyped sqlite path used to leave an empty MLflow database behind and read as an empty store."""
+    data = tmp_path / "data.csv"
+    data.write_text("x\n1\n2\n3\n")
+    typo = tmp_path / "mlfow.db"
+    uri = f"sqlite:///{typo}"
+    commands = [
+        ["compare-runs", "--model", "churn-model", "--mlflow-uri", uri],
+        ["drift", "models:/churn-model@champion", str(data), "--mlflow-uri", uri],
+        ["profile", str(data), "--model", "m", "-o", str(tmp_path / "p.json"), "--log-to-mlflow", "0" * 32],
+    ]
+    for command in commands:
+        code, out, err = run_cli(*command, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+        assert code == 1, (command, out, err)
+        assert f"error: no MLflow store at {typo} " in err, (command, err)
+        assert "Traceback" not in err and "\nhint: " in err
+        assert not typo.exists(), command

@@ -131,7 +131,7 @@ def open_store(tracking_uri: str) -> MlflowClient:
     importlib.import_module("mlflow")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    client = mlflow_client(tracking_uri)
+    client = mlflow_client(tracking_uri, create=True)
     with mlflow_errors("the demo's store", tracking_uri):
         client.search_experiments(max_results=1)
     return client

@@ -104,14 +104,37 @@ def download_mlflow_artifact(
         return Path(client.download_artifacts(run_id, artifact_path, dst_path=str(folder)))
 
 
-def mlflow_client(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowClient:
-    """An MlflowClient with short HTTP timeouts and no retries (unless the environment sets its own)."""
+def mlflow_client(
+    tracking_uri: str | None = None, registry_uri: str | None = None, *, create: bool = False
+) -> MlflowClient:
+    """An MlflowClient with short HTTP timeouts and no retries (unless the environment sets its own).
+
+    MLflow's client creates a local store that does not exist (an empty sqlite database, a folder); a
+    mistyped path would then read as an empty store, or receive the profile meant for the real one. Unless
+    ``create``, a local store that is not there is a :class:`BackendError` naming it."""
+    if not create:
+        registry = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI")
+        for uri in (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), registry):
+            if uri:
+                _require_local_store(uri)
     for name, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
     with mlflow_errors("MLflow", tracking_uri):
         return MlflowClient(tracking_uri, registry_uri)
+
+
+def _require_local_store(uri: str) -> None:
+    from mlmon.registry import sqlite_path
+
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise BackendError(
+            f"no MLflow store at {database} ({redact(uri)})",
+            "check the path in --mlflow-uri or MLFLOW_TRACKING_URI (sqlite:///relative.db, "
+            "sqlite:////absolute.db); mlmon reads a store and never creates one",
+        )
 
 
 def _resolve(client: MlflowClient, uri: str) -> tuple[str, str]:
