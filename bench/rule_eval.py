@@ -119,10 +119,14 @@ def _render_old(ref: str, spec: dict[str, Any], out: Path) -> None:
         "from mlmon.spec import spec_from_dict\n"
         "from pathlib import Path\n"
         # Its own templates first: an editable install of today's mlmon would otherwise lend its own.
-        "apply_plan(plan_outputs(spec_from_dict(json.loads(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]))\n"
+        "spec = json.loads(Path(sys.argv[1]).read_text())\n"
+        "apply_plan(plan_outputs(spec_from_dict(spec), Path(sys.argv[2]), sys.argv[3]))\n"
     )
+    # The spec goes in a file: at 300 models it is longer than a command line may be.
+    spec_file = out / "spec.json"
+    spec_file.write_text(json.dumps(spec))
     subprocess.run(
-        [sys.executable, "-c", script, json.dumps(spec), str(out), str(source / "templates")],
+        [sys.executable, "-c", script, str(spec_file), str(out), str(source / "templates")],
         check=True,
         cwd=out,
     )
