@@ -263,6 +263,8 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     if "Empty CSV file" in text or "Empty JSON file" in text or "file size is 0 bytes" in text:
         return "the file is empty"
+    if "straddling object" in text:  # pyarrow reads JSON lines in blocks of 1 MiB
+        return "a JSON value runs on for more than 1 MiB: a line that long, or not JSON lines at all"
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -94,13 +94,19 @@ def looks_like_profile(path: Path) -> bool:
     return head.startswith(b"{") and b"\n" in head and head.split(b"\n", 1)[0].strip() == b"{"
 
 
+# Far above any prediction log record (one row's features, prediction and ids).
+_FIRST_LINE_LIMIT = 16 << 20
+
+
 def is_prediction_log(path: Path) -> bool:
     """Whether a file is an mlmon prediction log: JSON lines whose first record has ``ts`` and ``features``."""
     if path.suffix.lower() != ".jsonl" or not path.is_file():
         return False
     try:
         with open(path, "rb") as file:
-            first = json.loads(file.readline() or b"null")
+            # Bounded: a file with no newline (a JSON array on one line, a binary file) would otherwise be
+            # read whole here. A cut line does not parse, and the file is read as ordinary data.
+            first = json.loads(file.readline(_FIRST_LINE_LIMIT) or b"null")
     except (OSError, ValueError):
         return False  # read_table names the file and the parser's reason
     return isinstance(first, dict) and isinstance(first.get("features"), dict) and "ts" in first
