@@ -109,7 +109,7 @@ def read_table(
     suffix = _data_file_suffix(path)
     table = _read_arrow(path, suffix, list(columns) if columns is not None else None, encode_text)
     if table.num_rows == 0:
-        raise DataError(f"{path} has no rows", "profile a file with at least one row of data")
+        raise DataError(f"{path} has no rows", "pass a file with at least one row of data")
     return {name: _to_numpy(path, name, table.column(name), encode_text) for name in table.column_names}
 
 
@@ -189,6 +189,11 @@ def _data_file_suffix(path: Path) -> str:
             f"mlmon reads {', '.join(SUPPORTED_SUFFIXES)} files",
         )
     if not path.is_file():
+        if path.exists():  # a named pipe, a socket, a device: pyarrow needs a file it can seek in
+            raise DataError(
+                f"cannot read {path}: it is not a regular file (a named pipe, a socket or a device)",
+                "write the data to a file first, then pass that file",
+            )
         raise DataError(f"data file {path} not found", "check the path")
     return suffix
 

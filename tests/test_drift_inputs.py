@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -383,4 +384,21 @@ def test_a_file_without_newlines_is_not_read_whole_to_sniff_it(
     assert _error(str(good), str(array)) == (
         f"error: cannot read {array}: a JSON value runs on for more than 1 MiB: a line that long, or not JSON "
         "lines at all"
+    )
+
+
+def test_a_named_pipe_and_a_file_without_rows_are_said_to_be_what_they_are(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("a\n1\n2\n")
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    assert _error(str(good), str(pipe)) == (
+        f"error: cannot read {pipe}: it is not a regular file (a named pipe, a socket or a device)"
+    )
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a\n")
+    code, _, err = run_cli("drift", str(good), str(header_only))
+    assert (
+        code == 1
+        and err == f"error: {header_only} has no rows\nhint: pass a file with at least one row of data\n"
     )
