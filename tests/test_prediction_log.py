@@ -770,3 +770,34 @@ def test_secrets_and_raw_users_never_reach_logs_or_repr(
 def test_bad_settings_fail_at_construction(tmp_path: Path, setting: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(setting))):
         make_log(tmp_path / "preds.jsonl", **setting)
+
+
+def test_new_log_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """The lines hold model inputs, which may be personal data: new files are 0600 unless asked otherwise,
+    rotated files keep that mode, and a file that exists keeps the mode its owner gave it."""
+    import os
+    import stat as stat_module
+
+    def mode(path: Path) -> int:
+        return stat_module.S_IMODE(path.stat().st_mode)
+
+    old_umask = os.umask(0o022)
+    try:
+        with make_log(tmp_path / "a" / "preds.jsonl", max_bytes=1, keep_files=None) as plog:
+            for i in range(3):
+                plog.log({"i": i}, 0)
+        files = sorted((tmp_path / "a").iterdir())
+        assert len(files) == 3 and {mode(f) for f in files} == {0o600}
+        with make_log(tmp_path / "b.jsonl", file_mode=0o640) as plog:
+            plog.log({"i": 1}, 0)
+        assert mode(tmp_path / "b.jsonl") == 0o640
+        existing = tmp_path / "c.jsonl"
+        existing.write_text("")
+        existing.chmod(0o644)
+        with make_log(existing) as plog:
+            plog.log({"i": 1}, 0)
+        assert mode(existing) == 0o644
+        with pytest.raises(ValueError, match="file_mode"):
+            make_log(tmp_path / "d.jsonl", file_mode=0o1777)
+    finally:
+        os.umask(old_umask)

@@ -163,7 +163,8 @@ class PredictionLog:
     written); retention then keeps the newest ``keep_files`` rotated files and deletes those rotated more than
     ``keep_days`` ago. ``background=True`` hands lines to one writer thread through a queue of ``queue_size``
     lines, so a slow disk never delays a prediction; lines that find the queue full are dropped and counted.
-    ``clock`` and ``random`` are injectable for tests.
+    New files are created with ``file_mode`` (default ``0o600``, readable by the service's user only, as the
+    lines hold model inputs), less the umask. ``clock`` and ``random`` are injectable for tests.
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class PredictionLog:
         keep_days: float | None = None,
         background: bool = False,
         queue_size: int = 10000,
+        file_mode: int = 0o600,
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = random.random,
     ) -> None:
@@ -200,6 +202,9 @@ class PredictionLog:
             raise ValueError(f"keep_days must be positive or None, got {keep_days!r}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size!r}")
+        if not 0 <= file_mode <= 0o777:
+            raise ValueError(f"file_mode must be permission bits such as 0o600, got {file_mode!r}")
+        self._file_mode = file_mode
         protected = sorted(_UNREDACTABLE.intersection(names))
         if protected:
             raise ValueError(f"cannot redact {', '.join(protected)}: readers need them to place each record")
@@ -444,7 +449,10 @@ class PredictionLog:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across calls, closed in close()
+        # A new file gets file_mode (owner only by default: the lines hold features, which may be personal
+        # data); an existing file keeps the mode its owner gave it.
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._file_mode)
+        file = os.fdopen(descriptor, "ab", buffering=0)  # held open across calls, closed in close()
         try:
             status = os.fstat(file.fileno())
             size = status.st_size
