@@ -109,10 +109,13 @@ def test_bad_values_are_counted_not_raised(
     assert sum("shoe_size" in w for w in warnings) == 1
 
 
-def test_unknown_feature_names_are_counted_by_name_up_to_a_cap(registry: CollectorRegistry) -> None:
+def test_unknown_feature_names_are_counted_by_name_up_to_a_cap(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
     """A client that renames a feature is named in the metric, so status and the alert can say which; a
     client sending thousands of made-up names creates at most UNKNOWN_NAMES_CAP series, the rest in
-    __unknown__, and an absurdly long name is cut."""
+    __unknown__, an absurdly long name is cut, and the log gets one line per counted name and one for the
+    cap, not one per made-up name."""
     from mlmon.instrument.monitor import UNKNOWN_NAME_LENGTH, UNKNOWN_NAMES_CAP
 
     monitor = ModelMonitor("credit", "3", PROFILE, registry=registry)
@@ -134,6 +137,9 @@ def test_unknown_feature_names_are_counted_by_name_up_to_a_cap(registry: Collect
     assert all(len(name) <= UNKNOWN_NAME_LENGTH for name in unknown)
     assert sum(unknown.values()) == 3 + 500 + 1
     assert monitor.internal_errors == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == UNKNOWN_NAMES_CAP + 1, warnings  # mean_radius, 19 junk names, then the cap
+    assert sum(f"more than {UNKNOWN_NAMES_CAP} unknown feature names" in w for w in warnings) == 1
 
 
 def test_internal_failure_is_swallowed(monitor: ModelMonitor) -> None:
