@@ -55,6 +55,7 @@ class FileChange:
 class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256 of what mlmon last wrote
     inputs: dict[str, str] = field(default_factory=dict)  # path -> fingerprint of what it was rendered from
+    copies: dict[str, str] = field(default_factory=dict)  # FILE.mlmon-new -> sha256 of what mlmon wrote there
 
 
 @dataclass
@@ -95,11 +96,11 @@ def read_manifest(root: Path) -> Manifest:
     path = root / MANIFEST_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        files, inputs = data["files"], data.get("inputs", {})
-        for name, mapping in (("files", files), ("inputs", inputs)):
+        files, inputs, copies = data["files"], data.get("inputs", {}), data.get("copies", {})
+        for name, mapping in (("files", files), ("inputs", inputs), ("copies", copies)):
             if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
                 raise ValueError(f"{name} must map paths to hashes")
-        return Manifest(dict(files), dict(inputs))
+        return Manifest(dict(files), dict(inputs), dict(copies))
     except (FileNotFoundError, NotADirectoryError):  # nothing written there yet
         return Manifest()
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -204,20 +205,53 @@ def write_atomic(path: Path, content: str) -> None:
         raise
 
 
-def _write_all(writes: list[tuple[Path, str]]) -> None:
+def _write_all(writes: list[tuple[Path, str]]) -> dict[Path, MlmonError]:
     """write_atomic each file, several at a time: each waits on its own fsync, and the filesystem's journal
     commits concurrent ones together, so a first `mlmon init` does not wait for a dozen commits in a row.
-    Every write is attempted; the first failure is raised after the rest are done."""
+    Every write is attempted; returns the error of each file that could not be written."""
+    failed: dict[Path, MlmonError] = {}
     if len(writes) < 2:
         for path, content in writes:
-            write_atomic(path, content)
-        return
+            try:
+                write_atomic(path, content)
+            except MlmonError as exc:
+                failed[path] = exc
+        return failed
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(8, len(writes))) as pool:
-        futures = [pool.submit(write_atomic, path, content) for path, content in writes]
-    for future in futures:
-        future.result()
+        futures = [(path, pool.submit(write_atomic, path, content)) for path, content in writes]
+    for path, future in futures:
+        error = future.exception()
+        if isinstance(error, MlmonError):
+            failed[path] = error
+        elif error is not None:
+            raise error
+    return failed
+
+
+def _conflict_copy(plan: Plan, relative: str, content: str) -> tuple[str, bool]:
+    """Where the new version of an edited file goes, and whether it must be written there.
+
+    ``FILE.mlmon-new`` unless that holds something mlmon did not write (a hand merge in progress, which the
+    conflict hint invited): then the first ``FILE.mlmon-new.N`` that is free or already holds ``content``."""
+    name = relative + CONFLICT_SUFFIX
+    for number in range(2, 1000):
+        target = safe_target(plan.root, name)
+        try:
+            old = target.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return name, True
+        except (OSError, UnicodeDecodeError):
+            old = None
+        if old == content:
+            return name, False
+        if old is not None and plan.manifest.copies.get(name) == sha256(old):
+            return name, True  # mlmon's own earlier copy, untouched since
+        name = f"{relative}{CONFLICT_SUFFIX}.{number}"
+    raise MlmonError(
+        f"too many {relative}{CONFLICT_SUFFIX}.N copies", f"merge or delete the {CONFLICT_SUFFIX} copies"
+    )
 
 
 @dataclass(frozen=True)
@@ -232,37 +266,70 @@ def apply_plan(plan: Plan, force: bool = False, fingerprint: str | None = None) 
 
     ``fingerprint`` (from :func:`inputs_fingerprint`) is recorded for each file now as rendered, so that the
     next run with the same inputs can skip rendering."""
-    written, copies = [], []
+    written, copies, kept = [], [], []
     writes: list[tuple[Path, str]] = []
+    # What the manifest will say of each file if its write succeeds: (manifest key, hash, fingerprint).
+    records: dict[Path, tuple[str, str, str | None]] = {}
     files, inputs = dict(plan.manifest.files), dict(plan.manifest.inputs)
+    copy_hashes = dict(plan.manifest.copies)
     for change in plan.changes:
         target = safe_target(plan.root, change.path)
         if change.action == "conflict" and not force:
-            writes.append((safe_target(plan.root, change.path + CONFLICT_SUFFIX), change.content))
-            copies.append(change.path + CONFLICT_SUFFIX)
+            copy, must_write = _conflict_copy(plan, change.path, change.content)
+            if copy != change.path + CONFLICT_SUFFIX:
+                kept.append(change.path + CONFLICT_SUFFIX)
+            if must_write:
+                writes.append((safe_target(plan.root, copy), change.content))
+            copy_hashes[copy] = sha256(change.content)
+            copies.append(copy)
             inputs.pop(change.path, None)
             continue
         if change.action != "identical":
             writes.append((target, change.content))
             written.append(change.path)
+            records[target] = (change.path, sha256(change.content), fingerprint)
+            continue
         files[change.path] = sha256(change.content)
         if fingerprint is None:
             inputs.pop(change.path, None)
         else:
             inputs[change.path] = fingerprint
-    _write_all(writes)
-    # The manifest last: it records only what is on disk.
+    failed = _write_all(writes)
+    for target, (relative, digest, print_) in records.items():
+        if target in failed:
+            continue  # the file on disk is still the old one, and the manifest keeps saying so
+        files[relative] = digest
+        if print_ is None:
+            inputs.pop(relative, None)
+        else:
+            inputs[relative] = print_
+    for path in failed:
+        copy_hashes.pop(path.relative_to(plan.root).as_posix(), None)
+    # The manifest last: it records only what is on disk, including when some files could not be written.
     manifest_doc = {
         "generator": f"mlmon {__version__}",
         "files": dict(sorted(files.items())),
         "inputs": dict(sorted(inputs.items())),
+        "copies": dict(sorted(copy_hashes.items())),
     }
     write_atomic(plan.root / MANIFEST_NAME, json.dumps(manifest_doc, indent=2) + "\n")
+    if failed:
+        first = next(iter(failed.values()))
+        others = len(failed) - 1
+        if others:
+            raise MlmonError(f"{first.message} (and {others} more file(s))", first.hint)
+        raise first
     if copies:
+        note = (
+            f"; {', '.join(kept)} had been edited since mlmon wrote it, so it was kept and the new version "
+            "written beside it"
+            if kept
+            else ""
+        )
         raise OutputConflict(
             f"{len(copies)} file(s) were edited since mlmon wrote them and were left alone: "
-            + ", ".join(c.removesuffix(CONFLICT_SUFFIX) for c in copies),
-            f"the new versions are beside them as *{CONFLICT_SUFFIX}; merge by hand, or run again with --force "
+            + ", ".join(change.path for change in plan.conflicts),
+            f"the new versions are in {', '.join(copies)}{note}; merge by hand, or run again with --force "
             "to overwrite",
         )
     return ApplyResult(written, copies)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,44 @@ def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) ->
     code, _, _ = run("init", "--force", cwd=tmp_path)
     assert code == 0
     assert not edited.read_text().endswith("# mine\n")
+
+
+def test_a_hand_merge_in_the_new_copy_is_never_overwritten(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    edited = tmp_path / "monitoring" / ALERTMANAGER_CONFIG
+    edited.write_text(edited.read_text() + "# mine\n")
+    copy = tmp_path / "monitoring" / (ALERTMANAGER_CONFIG + CONFLICT_SUFFIX)
+    assert run("init", cwd=tmp_path)[0] == 1
+    assert copy.exists()
+    assert run("init", cwd=tmp_path)[0] == 1  # mlmon's own untouched copy: rewritten in place
+    assert not copy.with_name(copy.name + ".2").exists()
+    copy.write_text(copy.read_text() + "# merging\n")  # the hand merge the hint invites
+    code, _, err = run("init", cwd=tmp_path)
+    assert code == 1
+    assert copy.read_text().endswith("# merging\n")
+    second = copy.with_name(copy.name + ".2")
+    assert second.exists() and f"{ALERTMANAGER_CONFIG}{CONFLICT_SUFFIX} had been edited" in err, err
+
+
+def test_the_manifest_describes_the_disk_when_a_file_cannot_be_written(tmp_path: Path) -> None:
+    run("init", "--no-input", cwd=tmp_path)
+    spec = tmp_path / "mlmon.yaml"
+    spec.write_text(spec.read_text().replace("error_ratio: 0.05", "error_ratio: 0.07"))
+    # The dashboards cannot be written while a plain file stands where their folder goes (root included);
+    # the alert rules change and are written.
+    grafana = tmp_path / "monitoring" / "grafana"
+    shutil.rmtree(grafana)
+    grafana.write_text("in the way\n")
+    code, _, err = run("init", cwd=tmp_path)
+    assert code == 1 and "cannot write" in err and "Traceback" not in err, err
+    assert "> 0.07" in (tmp_path / "monitoring" / ALERT_RULES).read_text()
+    grafana.unlink()
+    # Every other file was written and recorded: the next run, with the threshold back, neither calls the
+    # rules edited nor needs --force.
+    spec.write_text(spec.read_text().replace("error_ratio: 0.07", "error_ratio: 0.05"))
+    code, out, err = run("init", cwd=tmp_path)
+    assert code == 0, err
+    assert "conflict" not in out + err
 
 
 def test_an_edit_is_a_conflict_even_when_the_spec_did_not_change(tmp_path: Path) -> None:
