@@ -1,5 +1,5 @@
 """Window counts through what production does to a service, against a real Prometheus with mlmon's rules:
-a replica restarted mid-window, a rolling deploy (one replica stops, another starts under a new instance
+a replica (FastAPI under uvicorn) restarted mid-window, a rolling deploy (one replica stops, another starts under a new instance
 label), and a target whose /metrics answers 500 for more than three scrape intervals. After each, every count
 of the window (requests, feature observations, missing values, feedback) equals what the test sent, the PSI,
 missing ratio and accuracy equal the offline numbers from the same rows, and the critical drift alert that
@@ -11,6 +11,7 @@ counted after its last successful scrape is the one thing Prometheus cannot know
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -34,10 +35,13 @@ from tests.servers import free_port, poll, prometheus, running
 from tests.test_instrument_live import Traffic, _is_missing, _offline_counts, _send, by_label, query
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("uvicorn", reason="install the test extra (fastapi, uvicorn)")
+pytest.importorskip("fastapi", reason="install the test extra (fastapi, uvicorn)")
 
 MODEL = "credit-risk"
 WINDOW = "5m"
 TOLERANCE = 1e-9
+REPOSITORY = Path(__file__).resolve().parent.parent
 DRIFT_ALERT = "MlmonFeatureDriftCritical"
 
 
@@ -116,12 +120,26 @@ def test_counts_and_alerts_survive_restart_deploy_and_failed_scrapes(
         }
     )
     out = render_into(spec, tmp_path / "monitoring")
-    service = [sys.executable, "-m", "mlmon.demo.service", "--model", str(tmp_path / "model.json")]
-    service += ["--profile", str(tmp_path / "profile.json"), "--name", MODEL, "--version", "1"]
+    wsgi = [sys.executable, "-m", "mlmon.demo.service", "--model", str(tmp_path / "model.json")]
+    wsgi += ["--profile", str(tmp_path / "profile.json"), "--name", MODEL, "--version", "1"]
+    # A and C are FastAPI under uvicorn, B is the WSGI demo service: both middlewares live through the same
+    # restart, deploy and failed scrapes.
+    uvicorn = [sys.executable, "-m", "uvicorn", "tests.fastapi_service:app", "--host", "127.0.0.1"]
+    uvicorn += ["--no-access-log"]
+    uvicorn_env = os.environ | {
+        "MLMON_DEMO_MODEL": str(tmp_path / "model.json"),
+        "MLMON_DEMO_PROFILE": str(tmp_path / "profile.json"),
+        "MLMON_DEMO_NAME": MODEL,
+        "MLMON_DEMO_VERSION": "1",
+    }
 
     def start(port: int, name: str) -> ExitStack:
         process = ExitStack()
-        process.enter_context(running([*service, "--port", str(port)], tmp_path / f"{name}.log"))
+        if name == "b":
+            command, env = [*wsgi, "--port", str(port)], None
+        else:
+            command, env = [*uvicorn, "--port", str(port)], uvicorn_env
+        process.enter_context(running(command, tmp_path / f"{name}.log", cwd=REPOSITORY, env=env))
         poll(
             lambda: True if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok else None,
             30,
