@@ -364,3 +364,48 @@ def test_mlflow_down_still_shows_prometheus(stack: dict[str, Any]) -> None:
     assert all(m["registry"] is None and m["registry_error"] for m in report["models"])
     assert _model(report, "drifting")["verdict"] == "CRIT"
     assert _model(report, "healthy")["verdict"] == "OK", _not_ok(report)
+
+
+def test_a_service_exporting_another_model_name_is_named_and_warned(
+    prometheus_binary: str, tmp_path: Path
+) -> None:
+    """The spec says `bc-typo`, the service's ModelMonitor says `bc_typo`: every check of the spec's model finds
+    nothing, and status must say why instead of reading OK."""
+    reference = make_credit_data(2_000, seed=1)
+    model = train(reference)
+    (tmp_path / "model.json").write_text(model.to_json())
+    (tmp_path / "profile.json").write_text(reference_profile(model, reference, "bc_typo").to_json())
+    port = free_port()
+    spec_dict = {
+        "prometheus": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "models": [{"name": "bc-typo", "targets": [f"127.0.0.1:{port}"], "features": list(FEATURES)}],
+    }
+    (tmp_path / "mlmon.yaml").write_text(yaml.safe_dump(spec_dict))
+    out = render_into(spec_from_dict(spec_dict), tmp_path / "monitoring")
+    command = [sys.executable, "-m", "mlmon.demo.service", "--model", str(tmp_path / "model.json")]
+    command += ["--profile", str(tmp_path / "profile.json"), "--name", "bc_typo", "--port", str(port)]
+    with (
+        running(command, tmp_path / "service.log"),
+        prometheus(prometheus_binary, out / PROMETHEUS_CONFIG, tmp_path / "prometheus") as url,
+    ):
+        poll(
+            lambda: True if _query(url, "up == 1") else None,
+            60,
+            "the service scraped",
+            tmp_path / "service.log",
+        )
+        _send(port, make_credit_data(50, seed=2))
+        poll(
+            lambda: True if _query(url, 'mlmon_requests_total{mlmon_model="bc-typo"}') else None,
+            30,
+            "the requests scraped",
+        )
+        code, stdout, err = run_cli(
+            "status", "--json", "--check", "--strict", cwd=tmp_path, env={"MLMON_PROMETHEUS_URL": url}
+        )
+    report = json.loads(stdout)
+    [only] = report["models"]
+    assert only["name"] == "bc-typo" and only["verdict"] == "WARN", _not_ok(report)
+    mismatch = _check(only, "exported_model")
+    assert mismatch["verdict"] == "WARN" and "'bc_typo', not 'bc-typo'" in mismatch["detail"], mismatch
+    assert code == 3, err  # --strict: a WARN fails the check
