@@ -345,18 +345,23 @@ class ModelMonitor:
 
     def _count_request(self, latency_seconds: float | None, failed: bool) -> None:
         (self._error if failed else self._ok).inc()
-        if latency_seconds is not None:
-            # A finite Python float is the common case: x - x is 0 for it, NaN for NaN and infinities.
-            finite = type(latency_seconds) is float and latency_seconds - latency_seconds == 0.0
-            latency = latency_seconds if finite else finite_number(latency_seconds)
-            if isinstance(latency, float):
-                self._latency.observe(latency)
-            else:
-                self._count_invalid(LATENCY, latency or NAN)
+        if latency_seconds is None:
+            return
+        # A finite Python float is the common case: x - x is 0 for it, NaN for NaN and infinities.
+        if type(latency_seconds) is float and latency_seconds - latency_seconds == 0.0:
+            self._latency.observe(latency_seconds)
+            return
+        latency = finite_number(latency_seconds)
+        if isinstance(latency, float):
+            self._latency.observe(latency)
+        else:
+            self._count_invalid(LATENCY, latency or NAN)
 
     def _observe_confidence(self, confidence: Any) -> None:
-        finite = type(confidence) is float and confidence - confidence == 0.0
-        number = confidence if finite else finite_number(confidence)
+        if type(confidence) is float and confidence - confidence == 0.0:
+            self._confidence.observe(confidence)
+            return
+        number = finite_number(confidence)
         if isinstance(number, float):
             self._confidence.observe(number)
         else:
@@ -434,7 +439,8 @@ class ModelMonitor:
 
     def _observe_prediction(self, prediction: Any, count: int = 1) -> None:
         profile = self._prediction
-        if profile is None or profile.kind == "categorical":
+        # Text is the common case for a class and needs none of category_text's checks.
+        if type(prediction) is not str and (profile is None or profile.kind == "categorical"):
             text = category_text(prediction)
             if text is None or text is NON_SCALAR:
                 self._count_invalid(PREDICTION, text or NAN, count)
@@ -443,7 +449,8 @@ class ModelMonitor:
         if profile is None:
             label = self._classes(prediction)
         elif profile.kind == "numerical":
-            number = finite_number(prediction)
+            finite = type(prediction) is float and prediction - prediction == 0.0
+            number = prediction if finite else finite_number(prediction)
             if not isinstance(number, float):
                 self._count_invalid(PREDICTION, number or NAN, count)
                 return
