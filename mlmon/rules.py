@@ -9,6 +9,7 @@ Rule names follow the Prometheus convention ``level:metric:operations``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -422,10 +423,30 @@ def window_sum(step_series: str, window: str, step_ms: int) -> str:
     return f"sum_over_time({step_series}[{_window_range(window, step_ms)}])"
 
 
-def raw_window_count(counter: Counted, window: str, step_ms: int, matchers: str = "") -> str:
-    """A window count without recording rules: the steps as a subquery evaluated at the counting step."""
+def raw_window_count(
+    counter: Counted, window: str, step_ms: int, matchers: str = "", at: float | None = None
+) -> str:
+    """A window count without recording rules: the steps as a subquery evaluated at the counting step.
+
+    ``at`` (unix seconds) pins the subquery's end to the last step boundary at or before it (see
+    ``pinned_subquery``); without it the window holds one step fewer whenever it is read more than half a step
+    after a boundary, as a range query's points are."""
     step = duration_text(step_ms)
-    return f"sum_over_time((\n  {step_count(counter, step, matchers)}\n)[{_window_range(window, step_ms)}:{step}])"
+    steps = f"(\n  {step_count(counter, step, matchers)}\n)[{_window_range(window, step_ms)}:{step}]"
+    return f"sum_over_time({steps}{pinned_subquery(step_ms, at)})"
+
+
+def pinned_subquery(step_ms: int, at: float | None) -> str:
+    """The ``@`` modifier that ends a subquery of ``step_ms`` on the last step boundary at or before ``at``.
+
+    A subquery's points fall on multiples of its step. Its range, half a step short of the window (see
+    ``_window_range``), holds exactly window/step of them only when it ends on one: read at an arbitrary
+    moment, the oldest step falls out half the time. Recorded windows are summed at their own evaluation, so
+    they always hold every step; a raw window pinned to a boundary does too."""
+    if at is None:
+        return ""
+    boundary_ms = math.floor(at * 1000 / step_ms) * step_ms
+    return f" @ {boundary_ms / 1000:.3f}"
 
 
 def reference_gauge(metric: str, on: str) -> str:

@@ -279,15 +279,15 @@ def _drift_questions(w: str) -> list[_Question]:
     ]
 
 
-def _feedback_questions(w: str, step_ms: int) -> list[_Question]:
+def _feedback_questions(w: str, step_ms: int, at: float | None) -> list[_Question]:
     return [
         _Question(
             "accuracy",
             f"{_by('model', r.feedback_counts(w) + '{correct=' + chr(34) + 'true' + chr(34) + '}', 'sum')}"
             f" / {_by('model', r.feedback_count(w), 'sum')}",
             (r.feedback_counts(w), r.feedback_count(w)),
-            f"sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms, '{correct=' + chr(34) + 'true' + chr(34) + '}')})"
-            f" / sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms)})",
+            f"sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms, '{correct=' + chr(34) + 'true' + chr(34) + '}', at)})"
+            f" / sum by (model) ({r.raw_window_count(r.FEEDBACK, w, step_ms, at=at)})",
             w,
         ),
         _Question(
@@ -302,7 +302,10 @@ class _Inliner:
     name with its rule's expression. A recorded name used with a selector (``name{...}``) cannot be
     replaced that way; such expressions have no raw form."""
 
-    def __init__(self, windows: Iterable[str], evaluation_interval: str) -> None:
+    def __init__(self, windows: Iterable[str], evaluation_interval: str, at: float | None = None) -> None:
+        # ``at``: an instant query's moment, to which each window's subquery is pinned (see
+        # rules.pinned_subquery); None for a range query, whose every point needs its own window.
+        self.at = at
         # Recording rules depend only on the windows and the evaluation interval (which sets the counting
         # step, and so each window's subquery step): one stand-in model per window yields them all.
         stand_ins = tuple(
@@ -342,7 +345,9 @@ class _Inliner:
             name, suffix, range_ = match.groups()
             if range_:
                 # A sum over a window of recorded steps becomes a subquery evaluated at the same steps.
-                return f"({self.rules[name]})[{range_}:{self.steps.get(name, '1m')}]"
+                step = self.steps.get(name, "1m")
+                pin = r.pinned_subquery(round(duration_seconds(step) * 1000), self.at)
+                return f"({self.rules[name]})[{range_}:{step}]{pin}"
             if suffix:
                 failed = True
                 return match.group(0)
@@ -373,13 +378,13 @@ def _plan(
     drift_windows: Iterable[str], feedback_windows: Iterable[str], loaded: set[str], evaluation_interval: str
 ) -> _Plan:
     drift_windows, feedback_windows = set(drift_windows), set(feedback_windows)
-    inline = _Inliner(drift_windows | feedback_windows, evaluation_interval)
+    inline = _Inliner(drift_windows | feedback_windows, evaluation_interval, at=time.time())
     plan = _Plan([], {})
     questions = _rate_questions()
     for w in sorted(drift_windows, key=duration_seconds):
         questions += _drift_questions(w)
     for w in sorted(feedback_windows, key=duration_seconds):
-        questions += _feedback_questions(w, inline.step_ms)
+        questions += _feedback_questions(w, inline.step_ms, inline.at)
     for q in questions:
         if all(name in loaded for name in q.needs):
             plan.parts.append((q, q.recorded))

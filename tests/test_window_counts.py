@@ -282,3 +282,46 @@ def test_a_renamed_feature_fires_the_invalid_input_alert_naming_it(promtool: str
 
 def _braces(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+@pytest.mark.parametrize("seconds_after_the_boundary", [0, 15, 45])
+def test_a_raw_window_read_between_steps_holds_every_step(
+    seconds_after_the_boundary: int, promtool: str, tmp_path: Path
+) -> None:
+    """`mlmon status` without recording rules reads a window as a subquery of steps. Its range is half a step
+    short of the window, so a subquery that ends between two step boundaries drops the oldest step once it is
+    read more than half a step after one; pinned to the last boundary it holds all 30 (minutes 11 to 40)."""
+    eval_seconds = EVAL_MINUTE * 60 + seconds_after_the_boundary
+    steady_process = {"a": steady(0, EVAL_MINUTE, 1.0, start=0.0)}
+    [series, start] = promtool_case(steady_process, 0)["input_series"]  # type: ignore[misc]
+    pinned = rules.raw_window_count(rules.FEATURE_BINS, WINDOW, 60_000, at=float(eval_seconds))
+    unpinned = rules.raw_window_count(rules.FEATURE_BINS, WINDOW, 60_000)
+    at = f"{EVAL_MINUTE}m{seconds_after_the_boundary}s"
+    unpinned_holds = 30 if seconds_after_the_boundary <= 30 else 29
+    test_file = tmp_path / "raw-window-test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [series, start],
+                        "promql_expr_test": [
+                            {"expr": f"sum({pinned})", "eval_time": at, "exp_samples": [{"value": 30}]},
+                            {
+                                "expr": f"sum({unpinned})",
+                                "eval_time": at,
+                                "exp_samples": [{"value": unpinned_holds}],
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
