@@ -9,6 +9,7 @@ evaluation per 15 s of wall time (a group with a longer ``interval`` counts pro 
 server used meanwhile (scrapes and storage included), and the missed iterations.
 
     python bench/rule_eval.py --models 10,100,300 --minutes 6
+    python bench/rule_eval.py --models 10,100,300 --minutes 6 --only today   # each server alone
 
 The windows are mlmon's defaults (1h drift, 6h feedback), so the counting group runs once a minute. A run
 shorter than a window holds less than the window: the old rules' raw ranges then read fewer samples than they
@@ -160,7 +161,7 @@ def _metric(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
 
 
-def run(models: int, minutes: float, old: str, binary: str) -> None:
+def run(models: int, minutes: float, old: str, binary: str, only: str) -> None:
     exporter = Exporter(models)
     exporter_port = _free_port()
     server = exporter.serve(exporter_port)
@@ -170,11 +171,11 @@ def run(models: int, minutes: float, old: str, binary: str) -> None:
         apply_plan(plan_outputs(spec_from_dict(spec), new_dir))
         old_dir.mkdir()
         _render_old(old, spec, old_dir)
-        ports = {"today": _free_port(), old: _free_port()}
-        servers = {
-            "today": _prometheus(new_dir, ports["today"], binary),
-            old: _prometheus(old_dir, ports[old], binary),
-        }
+        configs = {"today": new_dir, old: old_dir}
+        if only != "both":  # one server alone: the other's load no longer inflates its figures
+            configs = {"today": new_dir} if only == "today" else {old: old_dir}
+        ports = {name: _free_port() for name in configs}
+        servers = {name: _prometheus(configs[name], ports[name], binary) for name in configs}
         try:
             samples: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
             warmup = time.monotonic() + (minutes - 2) * 60
@@ -217,6 +218,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0, help="per model count; the last 2 are measured")
     parser.add_argument("--old", default="1015f65", help="the commit whose rules to compare with")
     parser.add_argument("--prometheus", default="prometheus")
+    parser.add_argument(
+        "--only",
+        choices=("both", "today", "old"),
+        default="both",
+        help="run both servers side by side (default), or one alone",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the servers this started are stopped
     print(
@@ -225,7 +232,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for models in (int(m) for m in args.models.split(",")):
-        run(models, args.minutes, args.old, args.prometheus)
+        run(models, args.minutes, args.old, args.prometheus, args.only)
 
 
 def _spec(models: int, port: int) -> dict[str, Any]:

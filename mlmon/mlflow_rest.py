@@ -17,12 +17,11 @@ message does not depend on which path read the server.
 from __future__ import annotations
 
 import base64
-import functools
-import http.client
 import json
 import os
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlmon.errors import BackendError
-from mlmon.noredirect import NoRedirect
+from mlmon.exchange import Answer, TooLarge, TooSlow, Unreachable, build_opener, exchange
 
 
 class MlflowNotFound(BackendError):
@@ -56,6 +55,9 @@ CLIENT_ONLY_VARIABLES = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_AWS_SIGV4")
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 API_PREFIX = "/api/2.0/mlflow/"
+# Far more than a page of runs or a metric's history needs: a bigger answer is a wrong URL or a misbehaving
+# server, and reading it would cost the whole deadline.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 def rest_supported(tracking_uri: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -80,12 +82,17 @@ class MlflowRestClient:
         *,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout: float | None = None,
+        budget: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``read_timeout`` bounds each whole exchange (MLFLOW_HTTP_REQUEST_TIMEOUT where not given);
+        ``budget`` (seconds from now) bounds all of them together, so that a slow server costs a command at
+        most that long however many requests it makes."""
         environ = os.environ if environ is None else environ
         self.tracking_uri = tracking_uri
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout if read_timeout is not None else _read_timeout(environ)
+        self._spent_by = None if budget is None else time.monotonic() + budget
         self.requests_made = 0
         self._count_lock = threading.Lock()  # history requests run on a few threads
         parts = urllib.parse.urlsplit(tracking_uri)
@@ -96,7 +103,10 @@ class MlflowRestClient:
         authorization = _authorization(parts, environ)
         if authorization:
             self._headers["Authorization"] = authorization
-        handlers: list[urllib.request.BaseHandler] = [_HTTPHandler(self.read_timeout), NoRedirect()]
+        # Whatever a server or a proxy answers (an error page may echo the request's headers) is printed
+        # without the credentials this client holds.
+        self._secrets = _secrets(parts, environ, authorization)
+        context = None
         if parts.scheme.lower() == "https":
             try:
                 context = _tls_context(environ)
@@ -105,8 +115,7 @@ class MlflowRestClient:
                     f"cannot set up TLS for MLflow at {self._where()}: {exc}",
                     "check MLFLOW_TRACKING_SERVER_CERT_PATH and MLFLOW_TRACKING_CLIENT_CERT_PATH",
                 ) from None
-            handlers.append(_HTTPSHandler(self.read_timeout, context))
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = build_opener(context)
 
     def get(
         self,
@@ -141,52 +150,74 @@ class MlflowRestClient:
     def _call(self, request: urllib.request.Request, what: str, missing_hint: str | None) -> dict[str, Any]:
         for name, value in self._headers.items():
             request.add_header(name, value)
+        seconds = self.read_timeout
+        if self._spent_by is not None:
+            seconds = min(seconds, self._spent_by - time.monotonic())
         with self._count_lock:
             self.requests_made += 1
         try:
-            with self._opener.open(request, timeout=self.connect_timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            raise self._http_error(exc, what, missing_hint) from None
-        except urllib.error.URLError as exc:
-            raise self._error(what, "URLError", str(exc.reason), missing_hint) from None
-        except (OSError, ValueError) as exc:  # a timeout while reading, a malformed URL
-            raise self._error(
-                what, type(exc).__name__, str(exc) or type(exc).__name__, missing_hint
+            answer = exchange(
+                self._opener,
+                request,
+                seconds=seconds,
+                max_bytes=MAX_ANSWER_BYTES,
+                connect_timeout=self.connect_timeout,
+            )
+        except TooSlow:
+            raise BackendError(
+                f"MLflow at {self._where()} gave no whole answer to {what} within {max(seconds, 0):.3g} s",
+                "check that the server is up and not overloaded, or allow more time with --timeout",
             ) from None
+        except TooLarge as exc:
+            raise BackendError(
+                f"MLflow at {self._where()} answered {what} with more than mlmon reads ({exc.reason})",
+                "ask for fewer runs (--top, --filter) or check the tracking URI",
+            ) from None
+        except Unreachable as exc:
+            raise self._error(what, "URLError", exc.reason, missing_hint) from None
+        if not 200 <= answer.status < 300:
+            raise self._http_error(answer, what, missing_hint)
         try:
-            answer = json.loads(body)
+            body = json.loads(answer.body)
         except ValueError:
-            raise self._error(what, "BAD_RESPONSE", _not_mlflow(body), missing_hint) from None
-        if not isinstance(answer, dict):
-            raise self._error(what, "BAD_RESPONSE", _not_mlflow(body), missing_hint)
-        return answer
+            raise self._error(what, "BAD_RESPONSE", _not_mlflow(answer.body), missing_hint) from None
+        if not isinstance(body, dict):
+            raise self._error(what, "BAD_RESPONSE", _not_mlflow(answer.body), missing_hint)
+        return body
 
-    def _http_error(self, exc: urllib.error.HTTPError, what: str, missing_hint: str | None) -> BackendError:
+    def _http_error(self, answer: Answer, what: str, missing_hint: str | None) -> BackendError:
         try:
-            body = exc.read()
-        except OSError:
-            body = b""
-        try:
-            answer = json.loads(body)
+            body = json.loads(answer.body)
         except ValueError:
-            answer = None
-        if isinstance(answer, dict) and "error_code" in answer:
-            return self._error(what, str(answer["error_code"]), str(answer.get("message", "")), missing_hint)
-        if exc.code in (401, 403):
+            body = None
+        if isinstance(body, dict) and "error_code" in body:
+            return self._error(what, str(body["error_code"]), str(body.get("message", "")), missing_hint)
+        reason = f"HTTP {answer.status} {answer.reason}".strip()
+        if answer.status in (401, 403):
             return BackendError(
-                f"MLflow at {self._where()} refused {what}: HTTP {exc.code} {exc.reason}",
+                self._redact(f"MLflow at {self._where()} refused {what}: {reason}"),
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN",
             )
-        if exc.code == 404:
-            reason = f"HTTP 404 for {exc.url} (is this an MLflow tracking server?)"
+        if answer.status == 404:
+            reason = f"HTTP 404 for {answer.url} (is this an MLflow tracking server?)"
             return self._error(what, "ENDPOINT_NOT_FOUND", reason, missing_hint)
-        return self._error(what, f"HTTP {exc.code}", f"HTTP {exc.code} {exc.reason}", missing_hint)
+        if 300 <= answer.status < 400:
+            location = answer.headers.get("Location", "")
+            reason += (
+                f", a redirect to {location!r} that mlmon does not follow (it would carry the credentials)"
+            )
+        return self._error(what, f"HTTP {answer.status}", reason, missing_hint)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _error(self, what: str, code: str, message: str, missing_hint: str | None) -> BackendError:
         from mlmon.drift.mlflow_profile import backend_error
 
-        error = backend_error(what, self.tracking_uri, code, message, missing_hint)
+        error = backend_error(what, self.tracking_uri, code, self._redact(message), missing_hint)
+        error = BackendError(self._redact(error.message), error.hint)
         if code == "RESOURCE_DOES_NOT_EXIST":
             return MlflowNotFound(error.message, error.hint)
         if code == "ENDPOINT_NOT_FOUND":
@@ -210,48 +241,6 @@ def _read_timeout(environ: Mapping[str, str]) -> float:
         return READ_TIMEOUT_SECONDS
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    """Connects within the request's timeout, then waits up to ``read_timeout`` for the answer."""
-
-    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
-
-    def connect(self) -> None:
-        super().connect()  # TCP connect and TLS handshake, both within the connect timeout
-        self.sock.settimeout(self.read_timeout)
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, read_timeout: float) -> None:
-        super().__init__()
-        self.read_timeout = read_timeout
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_HTTPConnection, read_timeout=self.read_timeout), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(context=context)
-        self.read_timeout = read_timeout
-        self.tls_context = context
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        connection = functools.partial(_HTTPSConnection, read_timeout=self.read_timeout)
-        return self.do_open(connection, req, context=self.tls_context)
-
-
 def _authorization(parts: urllib.parse.SplitResult, environ: Mapping[str, str]) -> str | None:
     """Basic auth from the URL or MLFLOW_TRACKING_USERNAME/PASSWORD, else a bearer MLFLOW_TRACKING_TOKEN."""
     username = environ.get("MLFLOW_TRACKING_USERNAME") or urllib.parse.unquote(parts.username or "")
@@ -260,6 +249,21 @@ def _authorization(parts: urllib.parse.SplitResult, environ: Mapping[str, str]) 
         return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     token = environ.get("MLFLOW_TRACKING_TOKEN")
     return f"Bearer {token}" if token else None
+
+
+def _secrets(
+    parts: urllib.parse.SplitResult, environ: Mapping[str, str], authorization: str | None
+) -> list[str]:
+    """Every string that must never appear in a message: password, token, the user:password pair and the
+    Authorization header's value (the longest first, so that a part does not leave the rest visible)."""
+    password = environ.get("MLFLOW_TRACKING_PASSWORD") or urllib.parse.unquote(parts.password or "")
+    username = environ.get("MLFLOW_TRACKING_USERNAME") or urllib.parse.unquote(parts.username or "")
+    found = [environ.get("MLFLOW_TRACKING_TOKEN") or "", password]
+    if password:
+        found.append(f"{username}:{password}")
+    if authorization:
+        found.append(authorization.split(" ", 1)[-1])
+    return sorted({s for s in found if s}, key=len, reverse=True)
 
 
 def _tls_context(environ: Mapping[str, str]) -> ssl.SSLContext:

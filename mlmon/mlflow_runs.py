@@ -157,17 +157,24 @@ class MlflowRunSource:
         self.search_pages = 0
 
     @classmethod
-    def connect(cls, tracking_uri: str, registry_uri: str | None = None) -> MlflowRunSource:
+    def connect(
+        cls, tracking_uri: str, registry_uri: str | None = None, timeout: float | None = None
+    ) -> MlflowRunSource:
         """A source over MLflow's REST API for a tracking server, over MLflow's client for anything else.
 
-        ``registry_uri`` defaults to MLFLOW_REGISTRY_URI, then to the tracking URI, as in MLflow.
+        ``registry_uri`` defaults to MLFLOW_REGISTRY_URI, then to the tracking URI, as in MLflow. ``timeout``
+        bounds all of a server's answers together (REST only: MLflow's client has its own timeouts).
         """
         from mlmon.mlflow_rest import MlflowRestClient, rest_supported
 
         registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None
         if rest_supported(tracking_uri) and (registry_uri is None or rest_supported(registry_uri)):
-            tracking = MlflowRestClient(tracking_uri)
-            registry = MlflowRestClient(registry_uri) if registry_uri not in (None, tracking_uri) else None
+            tracking = MlflowRestClient(tracking_uri, budget=timeout)
+            registry = (
+                MlflowRestClient(registry_uri, budget=timeout)
+                if registry_uri not in (None, tracking_uri)
+                else None
+            )
             return cls(RestReader(tracking, registry))
         return cls(ClientReader.connect(tracking_uri, registry_uri))
 

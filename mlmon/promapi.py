@@ -17,23 +17,20 @@ import base64
 import json
 import os
 import re
-import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.client import HTTPResponse
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from mlmon import __version__
 from mlmon.errors import BackendError
-from mlmon.noredirect import NoRedirect
+from mlmon.exchange import TooLarge, TooSlow, Unreachable, build_opener, exchange
 
 T = TypeVar("T")
 URL_HINT = "set the Prometheus URL with --prometheus-url or MLMON_PROMETHEUS_URL"
@@ -47,7 +44,9 @@ SHAPE_HINT = (
 )
 QUERY_EXCERPT = 200
 BODY_EXCERPT = 200
-CHUNK = 64 * 1024
+# Far more than any question of mlmon's needs (its largest, per feature, is a few hundred bytes a feature): a bigger
+# answer is a wrong URL or a misbehaving server, and reading it would cost the whole deadline.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 class PrometheusError(BackendError):
@@ -214,12 +213,10 @@ class PrometheusClient:
         authorization = self.credentials.authorization()
         if authorization:
             self._headers["Authorization"] = authorization
-        # No redirects are followed: a redirect would carry the credentials to another place.
-        handlers: list[urllib.request.BaseHandler] = [NoRedirect()]
-        if self.url.lower().startswith("https:"):
-            # Only for https: loading the system's certificate authorities takes most of a tenth of a second.
-            handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_file, verify_tls)))
-        self._opener = urllib.request.build_opener(*handlers)
+        # No redirects are followed (see mlmon.exchange). The TLS context only for https: loading the system's
+        # certificate authorities takes most of a tenth of a second.
+        https = self.url.lower().startswith("https:")
+        self._opener = build_opener(_tls_context(ca_file, verify_tls) if https else None)
 
     def __repr__(self) -> str:
         return f"PrometheusClient(url={self.url!r}, credentials={self.credentials!r}, timeout={self.timeout})"
@@ -317,59 +314,45 @@ class PrometheusClient:
             )
 
     def _send(self, method: str, endpoint: str, form: dict[str, str] | None) -> tuple[int, str, str]:
-        """One request, not retried: (status, content type, body with the secrets blanked out)."""
-        timeout = self.timeout
+        """One request, not retried, whose whole answer must come within the timeout (and what is left of the
+        budget): (status, content type, body with the secrets blanked out)."""
+        seconds = self.timeout
         if self._spent_by is not None:
-            timeout = min(timeout, self._spent_by - time.monotonic())
-            if timeout <= 0:
+            seconds = min(seconds, self._spent_by - time.monotonic())
+            if seconds <= 0:
                 raise self._error(
                     f"Prometheus at {self.url} used up the time allowed for its answers", URL_HINT
                 )
         self.requests_made += 1
-        deadline = time.monotonic() + timeout
         data = urlencode(form).encode() if form is not None else None
         request = urllib.request.Request(endpoint, data=data, headers=self._headers, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            try:
-                # The timeout bounds connecting and each wait for bytes; the deadline bounds the whole answer.
-                response = self._opener.open(request, timeout=timeout)
-            except urllib.error.HTTPError as answer:  # a status outside 2xx: its body says why
-                response = answer
-            with response:
-                body = _read_before(response, deadline)
-                status = int(response.status or 0)
-                content_type = response.headers.get("Content-Type", "")
-            return status, content_type, self._redact(body)
-        except (urllib.error.URLError, OSError, _TooSlow) as exc:
-            raise self._unreachable(exc, timeout) from None
-
-    def _unreachable(self, exc: BaseException, timeout: float) -> PrometheusError:
-        cause: BaseException = (
-            exc.reason
-            if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException)
-            else exc
-        )
-        if isinstance(cause, ssl.SSLError):
-            verify_message = getattr(cause, "verify_message", None)
-            reason = (
-                f"certificate verify failed: {verify_message}" if verify_message else cause.reason or cause
-            )
-            return self._error(
-                f"cannot reach Prometheus at {self.url} (TLS: {_excerpt(str(reason), 200)})",
-                "check the server's certificate, or give the CA that signed it with --ca-file or "
-                "MLMON_PROMETHEUS_CA_FILE",
-            )
-        if isinstance(cause, (TimeoutError, socket.timeout, _TooSlow)):
-            return self._error(
-                f"cannot reach Prometheus at {self.url} (no answer within {timeout:g} s)", URL_HINT
-            )
-        if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, BaseException):
-            reason = str(exc.reason)
-        else:
-            reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-        return self._error(f"cannot reach Prometheus at {self.url} ({_excerpt(reason, 200)})", URL_HINT)
+            answer = exchange(self._opener, request, seconds=seconds, max_bytes=MAX_ANSWER_BYTES)
+        except TooSlow:
+            raise self._error(
+                f"cannot reach Prometheus at {self.url} (no whole answer within {seconds:.3g} s)",
+                f"{URL_HINT}, or allow more time with --timeout",
+            ) from None
+        except TooLarge as exc:
+            raise self._error(
+                f"Prometheus at {self.url} answered more than mlmon reads ({exc.reason})",
+                "ask about fewer models at a time (--model NAME)",
+            ) from None
+        except Unreachable as exc:
+            if isinstance(exc.cause, ssl.SSLError):
+                raise self._error(
+                    f"cannot reach Prometheus at {self.url} ({_excerpt(exc.reason, 200)})",
+                    "check the server's certificate, or give the CA that signed it with --ca-file or "
+                    "MLMON_PROMETHEUS_CA_FILE",
+                ) from None
+            raise self._error(
+                f"cannot reach Prometheus at {self.url} ({_excerpt(exc.reason, 200)})", URL_HINT
+            ) from None
+        charset = answer.headers.get_content_charset() or "utf-8"
+        body = answer.body.decode(charset, errors="replace")
+        return answer.status, answer.headers.get("Content-Type", ""), self._redact(body)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -380,10 +363,6 @@ class PrometheusClient:
         self, message: str, hint: str | None, status: int | None = None, error_type: str | None = None
     ) -> PrometheusError:
         return PrometheusError(self._redact(message), hint, status_code=status, error_type=error_type)
-
-
-class _TooSlow(Exception):
-    """The answer did not arrive before the deadline."""
 
 
 def _tls_context(ca_file: str | None, verify_tls: bool) -> ssl.SSLContext:
@@ -401,25 +380,6 @@ def _tls_context(ca_file: str | None, verify_tls: bool) -> ssl.SSLContext:
                 "give a PEM file of the certificate authorities that signed Prometheus' certificate",
             ) from None
     return context
-
-
-def _read_before(response: HTTPResponse | urllib.error.HTTPError, deadline: float) -> str:
-    """The body, read against a deadline: the socket timeout bounds each wait for bytes, so a server that
-    dribbles them would otherwise hold the call for as long as it likes."""
-    chunks = []
-    read1 = getattr(response, "read1", None) or response.read
-    while chunk := read1(CHUNK):
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise _TooSlow()
-    body = b"".join(chunks)
-    if response.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        except zlib.error:
-            return ""  # reported as an answer that is not Prometheus'
-    charset = response.headers.get_content_charset() or "utf-8"
-    return body.decode(charset, errors="replace")
 
 
 class _NotPrometheus(Exception):

@@ -250,10 +250,16 @@ def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | No
     from mlmon.mlflow_runs import RestReader
 
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        registry = MlflowRestClient(registry_uri, connect_timeout=timeout, read_timeout=timeout)
+        # Each answer within the timeout, all of them together within 1.5 times it (as status gives
+        # Prometheus): a slow server makes status slow once, not once per model.
+        registry = MlflowRestClient(
+            registry_uri, connect_timeout=timeout, read_timeout=timeout, budget=timeout * 1.5
+        )
         tracking = registry
         if tracking_uri not in (None, registry_uri):
-            tracking = MlflowRestClient(tracking_uri, connect_timeout=timeout, read_timeout=timeout)
+            tracking = MlflowRestClient(
+                tracking_uri, connect_timeout=timeout, read_timeout=timeout, budget=timeout * 1.5
+            )
         # One request first: an unreachable server fails once, not once per model.
         registry.get("registered-models/search", {"max_results": "1"}, what="the model registry")
         reader = RestReader(tracking, registry)

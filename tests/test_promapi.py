@@ -306,7 +306,7 @@ def test_a_server_slower_than_the_timeout_is_an_error(fake: FakePrometheus) -> N
     fake.answer("/api/v1/query", vector(), delay=30)
     client = fake.client(timeout=0.5)
     error = raises(lambda: client.query("up"))
-    assert error.message == f"cannot reach Prometheus at {fake.url} (no answer within 0.5 s)"
+    assert error.message == f"cannot reach Prometheus at {fake.url} (no whole answer within 0.5 s)"
     assert error.hint and "MLMON_PROMETHEUS_URL" in error.hint
     assert client.requests_made == 1  # not retried
 
@@ -318,7 +318,7 @@ def test_the_budget_bounds_all_calls_together(fake: FakePrometheus) -> None:
     client.query("up")
     client.query("up")
     error = raises(lambda: [client.query("up") for _ in range(3)])
-    assert "no answer within" in error.message or "used up the time allowed" in error.message
+    assert "no whole answer within" in error.message or "used up the time allowed" in error.message
     assert client.requests_made <= 3
 
 
@@ -326,7 +326,7 @@ def test_a_body_dribbled_past_the_timeout_is_an_error(fake: FakePrometheus) -> N
     # Each byte comes well within the read timeout; only the deadline on the whole call stops it.
     fake.answer("/api/v1/query", vector({"metric": {}, "value": [1, "1"]}), dribble=0.1)
     error = raises(lambda: fake.client(timeout=0.5).query("up"))
-    assert error.message == f"cannot reach Prometheus at {fake.url} (no answer within 0.5 s)"
+    assert error.message == f"cannot reach Prometheus at {fake.url} (no whole answer within 0.5 s)"
 
 
 # Failures the server reports

@@ -420,10 +420,10 @@ def test_a_server_that_does_not_answer_in_time_gives_a_clear_error_not_a_hang(
     # Each request waits 0.5 s at most, or what is left of the 0.75 s allowed for all of them.
     error = report["prometheus"]["error"]
     waited = re.fullmatch(
-        rf"cannot reach Prometheus at {re.escape(fake.url)} \(no answer within ([0-9.]+) s\)", error
+        rf"cannot reach Prometheus at {re.escape(fake.url)} \(no whole answer within ([0-9.]+) s\)", error
     )
     assert waited is not None and 0 < float(waited.group(1)) <= 0.5, error
-    assert "no answer within" in err
+    assert "no whole answer within" in err
     # Nothing asked twice: one rules request, or each query once.
     assert server.paths().count(slow_path) == (1 if slow_path == "/api/v1/rules" else QUERIES)
 

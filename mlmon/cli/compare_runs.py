@@ -127,6 +127,15 @@ def compare_runs_command(
             show_default=False,
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MLMON_TIMEOUT",
+            help="Seconds a tracking server's answers may take, all requests together (each one also at "
+            "most MLFLOW_HTTP_REQUEST_TIMEOUT).",
+            min=0.1,
+        ),
+    ] = 5.0,
 ) -> None:
     """Compare MLflow runs or registered model versions: params, metrics and tags side by side.
 
@@ -144,7 +153,7 @@ def compare_runs_command(
     spec = optional_spec(spec_path)
     tracking_uri = tracking_uri_for(spec, mlflow_uri)
     registry_uri = registry_uri_for(spec, tracking_given=mlflow_uri is not None)
-    source = MlflowRunSource.connect(tracking_uri, registry_uri)
+    source = MlflowRunSource.connect(tracking_uri, registry_uri, timeout=timeout)
     records = source.select(selection)
     if not records:
         raise CompareError("no runs match", "check --filter and the experiment name")

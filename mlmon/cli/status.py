@@ -80,8 +80,8 @@ def status_command(
     timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds to wait for each answer from Prometheus or an MLflow server; Prometheus' answers "
-            "together get at most 1.5 times this.",
+            help="Seconds each whole answer from Prometheus or an MLflow server may take; all of one "
+            "server's answers together get at most 1.5 times this.",
             min=0.1,
         ),
     ] = 5.0,
