@@ -350,6 +350,14 @@ class PrometheusClient:
             raise self._error(
                 f"cannot reach Prometheus at {self.url} ({_excerpt(exc.reason, 200)})", URL_HINT
             ) from None
+        if 300 <= answer.status < 400:
+            location = self._redact(answer.headers.get("Location", ""))
+            raise self._error(
+                f"Prometheus at {self.url} answered with a redirect (HTTP {answer.status}) to {location!r}, "
+                "which mlmon does not follow: it would carry the credentials there",
+                "give the URL it redirects to with --prometheus-url or MLMON_PROMETHEUS_URL",
+                answer.status,
+            )
         charset = answer.headers.get_content_charset() or "utf-8"
         body = answer.body.decode(charset, errors="replace")
         return answer.status, answer.headers.get("Content-Type", ""), self._redact(body)

@@ -9,7 +9,7 @@ Behaviours:
 - ``huge_declared``: the same size, declared in Content-Length;
 - ``gzip_bomb``: a small gzip body that unpacks to ``HUGE_BYTES``;
 - ``echo``: a 500 whose body repeats the request line and every header (a proxy that echoes the request);
-- ``echo_json``: a 400 in MLflow's error JSON whose message repeats every header;
+- ``echo_json``: a 400 in MLflow's error JSON whose message repeats every header, on one line;
 - ``redirect``: a 302 to another server;
 - ``close``: reads the request and closes the connection without a byte;
 - ``close_mid_body``: sends headers announcing a body and closes after half of it.
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 TRICKLE_SECONDS = 0.5
 HOLD_SECONDS = 60.0  # no connection is held longer than this, whatever the client does
-HUGE_BYTES = 64 * 1024 * 1024
+HUGE_BYTES = 80 * 1024 * 1024  # above both caps: 32 MiB for Prometheus, 64 MiB for MLflow
 
 BEHAVIOURS = (
     "stall",
@@ -77,7 +77,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 while time.monotonic() < until and not self.server.stopping.wait(0.1):
                     pass
             elif behaviour == "trickle":
-                answer = _answer("200 OK", b'{"status": "success", "data": {"resultType": "vector", "result": []}}')
+                answer = _answer(
+                    "200 OK", b'{"status": "success", "data": {"resultType": "vector", "result": []}}'
+                )
                 for byte in answer:
                     if time.monotonic() > until or self.server.stopping.wait(TRICKLE_SECONDS):
                         return
@@ -98,7 +100,8 @@ class _Handler(socketserver.BaseRequestHandler):
             elif behaviour == "echo":
                 connection.sendall(_answer("500 Internal Server Error", request, "text/plain"))
             elif behaviour == "echo_json":
-                message = {"error_code": "INVALID_PARAMETER_VALUE", "message": request.decode("latin-1")}
+                echoed = request.decode("latin-1").strip().replace("\r\n", " | ")  # on one line
+                message = {"error_code": "INVALID_PARAMETER_VALUE", "message": echoed}
                 connection.sendall(_answer("400 Bad Request", json.dumps(message).encode()))
             elif behaviour == "redirect":
                 location = "Location: http://127.0.0.1:9/elsewhere\r\n"

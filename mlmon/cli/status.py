@@ -123,10 +123,13 @@ def status_command(
         _watch(gather, watch)
         return
     report = gather()
+    fatal = _fatal(report, check)
     if json_output:
-        output.print_json(report.to_json())
-    else:
+        output.print_json(report.to_json())  # a script reads what was learned, even on failure
+    elif fatal is None:
         _print(report)
+    if fatal is not None:
+        raise fatal  # one error, which holds the cause: no view of nothing and no warning repeating it
     _report_gaps(report)
     _exit(report, check, strict)
 
@@ -180,18 +183,23 @@ def _shown_uri(uri: str) -> str:
     return without_credentials(uri)[0]
 
 
-def _exit(report: StatusReport, check: bool, strict: bool) -> None:
+def _fatal(report: StatusReport, check: bool) -> BackendError | None:
+    """The error that ends status without a view: Prometheus needed and silent, or nothing answered."""
     prometheus, mlflow = report.prometheus, report.mlflow
     if check and not prometheus.ok:
-        raise BackendError(f"cannot check the models: {prometheus.error}", prometheus.hint)
+        return BackendError(f"cannot check the models: {prometheus.error}", prometheus.hint)
     if not prometheus.ok and not mlflow.ok:
-        raise BackendError(f"neither Prometheus nor MLflow answered: {prometheus.error}", prometheus.hint)
+        return BackendError(f"neither Prometheus nor MLflow answered: {prometheus.error}", prometheus.hint)
     if not prometheus.ok and not report.models:
         # Without a spec the models are the ones Prometheus knows: nothing was learned at all.
-        raise BackendError(
+        return BackendError(
             f"no model to show: Prometheus did not answer ({prometheus.error})",
             "; ".join(filter(None, [prometheus.hint, "or name the models in mlmon.yaml (mlmon init)"])),
         )
+    return None
+
+
+def _exit(report: StatusReport, check: bool, strict: bool) -> None:
     if check:
         failing = [m.name for m in report.models if m.verdict == "CRIT" or (strict and m.verdict == "WARN")]
         if failing:
