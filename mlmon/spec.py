@@ -20,6 +20,7 @@ import yaml
 
 from mlmon.contract import LATENCY_BUCKETS
 from mlmon.errors import SpecError
+from mlmon.names import hidden_characters, visible
 
 SPEC_VERSION = 1
 DEFAULT_SPEC_FILE = "mlmon.yaml"
@@ -418,6 +419,15 @@ def _name(value: Any) -> str:
     return text
 
 
+def _visible_name(value: Any) -> str:
+    """A model or feature name: a name with no invisible character, in Unicode's composed form."""
+    text = _name(value)
+    problem = hidden_characters(text)
+    if problem is not None:
+        raise ValueError(f"'{visible(text)}' {problem}")
+    return text
+
+
 def _number(
     low: float | None = None, high: float | None = None, integer: bool = False
 ) -> Callable[[Any], Any]:
@@ -632,14 +642,14 @@ def _merge_thresholds(defaults: _Node | None, own: _Node | None) -> _Node:
 
 
 def _model(r: _Reader, default_thresholds: _Node | None) -> ModelSpec:
-    name = r.get("name", _name, None)
+    name = r.get("name", _visible_name, None)
     if name is None:
         raise r.error("needs a name", "add  name: my-model")
     features: list[Feature] = []
     seen: set[str] = set()
     for fr in r.children("features", shorthand="name"):  # "- income" means a numerical feature
         feature = Feature(
-            name=fr.get("name", _name, None) or "",
+            name=fr.get("name", _visible_name, None) or "",
             type=fr.get("type", _choice("numerical", "categorical"), "numerical"),  # type: ignore[arg-type]
         )
         fr.finish()
@@ -652,7 +662,7 @@ def _model(r: _Reader, default_thresholds: _Node | None) -> ModelSpec:
     thresholds_node = _merge_thresholds(default_thresholds, r.raw("thresholds"))
     model = ModelSpec(
         name=name,
-        registered_model=r.get("registered_model", _name, name),
+        registered_model=r.get("registered_model", _visible_name, name),
         alias=r.get("alias", _name, "champion"),
         task=r.get("task", _choice("classification", "regression"), "classification"),  # type: ignore[arg-type]
         targets=r.text_list("targets", _host_port),

@@ -58,6 +58,17 @@ def drift_command(
         Literal["quantile", "sturges"],
         typer.Option(help="quantile: the profile's bins, as the live rules; sturges: Evidently's PSI."),
     ] = "quantile",
+    feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feature",
+            help="Compare only this column (repeatable). Default: every column but identifiers and timestamps.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Leave this column out (repeatable)."),
+    ] = None,
     categorical: Annotated[
         list[str] | None,
         typer.Option("--categorical", help="Treat this feature as categorical (repeatable)."),
@@ -95,12 +106,16 @@ def drift_command(
     KS reported; categorical: Jensen-Shannon distance (drift above 0.1), with chi-square reported; every
     feature: PSI on the profile's bins, the same number the live Prometheus rules give. Against a profile
     (bins, not values) a numerical feature's verdict is its PSI.
+
+    Identifier and timestamp columns (a request id, an ISO date-time, epoch seconds named ts) are left out
+    unless named with --feature; the report says which. A text column that holds numbers but in at most 5%
+    of its cells is compared as numbers, and the text cells are named.
     """
     from mlmon.drift.inputs import read_current, read_reference
     from mlmon.drift.report import drift_report
 
     if log_to_mlflow is not None:
-        from mlmon.drift.mlflow_report import require_run
+        from mlmon.drift.mlflow_profile import require_run
 
         require_run(log_to_mlflow, mlflow_uri)  # before the comparison, which may take a while
     reference_side = read_reference(reference, mlflow_uri)
@@ -113,6 +128,8 @@ def drift_command(
             method=method,
             threshold=threshold,
             psi_bins=psi_bins,
+            features=feature,
+            exclude=exclude or (),
             feature_types=dict.fromkeys(categorical or [], "categorical"),
             progress=progress,
         )
@@ -169,6 +186,19 @@ def histogram(feature: FeatureDrift, width: int = 12) -> str:
     return f"ref {row(labels[0])}\ncur {row(labels[1])}"
 
 
+def text_cells_note(feature: FeatureDrift) -> str:
+    """What a numerical feature's text cells were, for a warning."""
+    per_side = "; ".join(
+        f"{side}: " + ", ".join(f"{escape(repr(text))} x{count}" for text, count in cells.items())
+        for side, cells in feature.text_cells.items()
+    )
+    cells = "cell is" if feature.text_cell_count == 1 else "cells are"
+    return (
+        f"{feature.text_cell_count} {cells} not a number and counted as missing ({per_side}); "
+        f"--categorical {escape(feature.name)} compares the column as text"
+    )
+
+
 def _print_report(report: DriftReport) -> None:
     from rich.table import Table
 
@@ -195,8 +225,13 @@ def _print_report(report: DriftReport) -> None:
         if f.new_categories:
             shown = ", ".join(escape(c) for c in f.new_categories[:5])
             output.warn(f"{escape(f.name)}: new categories not in the reference: {shown}")
+        if f.text_cell_count:
+            output.warn(f"{escape(f.name)}: {text_cells_note(f)}")
     for s in report.skipped:
         output.warn(f"skipped {escape(s.name)}: {escape(s.reason)}")
+    if report.left_out:
+        shown = "; ".join(f"{escape(c.name)} ({escape(c.reason)})" for c in report.left_out)
+        output.info(f"left out: {shown}; name a column with --feature to compare it")
     output.info(
         f"{len(report.drifted)} of {len(report.features)} features drifted ({report.share_drifted:.0%}); "
         f"{report.rows_reference} reference rows, {report.rows_current} current rows"

@@ -33,8 +33,13 @@ def profile_command(
             "--feature",
             "--features",
             "-f",
-            help="A feature column (repeatable). Default: every column but target, prediction, confidence.",
+            help="A feature column (repeatable). Default: every column but target, prediction, confidence, "
+            "identifiers and timestamps.",
         ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Leave this column out of the default features (repeatable)."),
     ] = None,
     categorical: Annotated[
         list[str] | None,
@@ -78,14 +83,23 @@ def profile_command(
     Numerical features get quantile bins, categorical ones their top-K categories plus __other__. The same
     data always gives the same file. With --log-to-mlflow, a model service can load the profile of the exact
     model version it serves (models:/NAME@ALIAS).
+
+    Identifier and timestamp columns (a request id, an ISO date-time, epoch seconds named ts) are not
+    features unless named with --feature; the summary says which were left out.
     """
     from mlmon.drift.build import profile_data_file
+
+    if log_to_mlflow is not None:
+        from mlmon.drift.mlflow_profile import require_run
+
+        require_run(log_to_mlflow, mlflow_uri)  # before anything is written
     from mlmon.render import write_atomic
 
-    profile = profile_data_file(
+    profiled = profile_data_file(
         data,
         model,
         features=feature,
+        exclude=exclude or (),
         feature_types=dict.fromkeys(categorical or [], "categorical"),
         target=target,
         prediction=prediction,
@@ -94,9 +108,19 @@ def profile_command(
         top_k=top_k,
         task=task,
     )
+    profile, left_out = profiled.profile, profiled.left_out
+    for name, cells in profiled.text_cells.items():
+        shown = ", ".join(f"{escape(repr(text))} x{count}" for text, count in list(cells.items())[:5])
+        output.warn(
+            f"{escape(name)}: {sum(cells.values())} cells are not numbers and count as missing ({shown}); "
+            f"--categorical {escape(name)} profiles the column as text"
+        )
     write_atomic(out, profile.to_json())  # a failed write is an MlmonError with its hint
     if not json_output:
         _print_table(profile, prediction)
+        if left_out:
+            shown = "; ".join(f"{escape(c.name)} ({escape(c.reason)})" for c in left_out)
+            output.info(f"left out: {shown}; name a column with --feature to profile it")
         output.info(f"wrote {escape(out)}: {profile.rows} rows, {len(profile.features)} features")
     artifact = None
     if log_to_mlflow is not None:
@@ -104,7 +128,13 @@ def profile_command(
 
         artifact = log_profile_to_mlflow(profile, log_to_mlflow, mlflow_uri)
     if json_output:
-        output.print_json(_summary(profile, prediction, out, artifact))
+        output.print_json(
+            {
+                **_summary(profile, prediction, out, artifact),
+                "left_out": [c.to_dict() for c in left_out],
+                "text_cells": profiled.text_cells,
+            }
+        )
     elif artifact:
         output.info(f"logged to MLflow as {escape(artifact)}")
 

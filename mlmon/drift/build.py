@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlmon.contract import DEFAULT_BINS, DEFAULT_LABEL_VALUE_CAP, OTHER_BIN
+from mlmon.drift.columns import LeftOut
 from mlmon.drift.profile import FeatureKind, FeatureProfile, Profile, category_label, shares
 from mlmon.errors import MlmonError
 
@@ -215,9 +216,22 @@ def _value_text(value: Any) -> str | None:
     return value if isinstance(value, str) else category_label(value)
 
 
+def _refuse_hidden_characters(what: str, name: str) -> None:
+    """The live monitor and the rules must see the very name a person reads (see :mod:`mlmon.names`)."""
+    from mlmon.names import hidden_characters, visible
+
+    problem = hidden_characters(name)
+    if problem is not None:
+        raise ProfileBuildError(
+            f"{what} '{visible(name)}' {problem}",
+            "rename it in the data (or name the features to profile with --feature)",
+        )
+
+
 def _check_settings(model: str, bins: int, top_k: int, task: str) -> None:
     if not model:
         raise ProfileBuildError("the model name is empty", "name the model the profile belongs to")
+    _refuse_hidden_characters("model name", model)
     if not MIN_BINS <= bins <= MAX_BINS:
         raise ProfileBuildError(
             f"bins must be between {MIN_BINS} and {MAX_BINS}, got {bins}",
@@ -274,6 +288,8 @@ def _feature_names(
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ProfileBuildError(f"feature {duplicates[0]!r} is listed more than once")
+    for name in names:
+        _refuse_hidden_characters("feature", name)
     if not names:
         raise ProfileBuildError(
             "no features left to profile",
@@ -424,6 +440,16 @@ def _present(texts: Array) -> Array:
     return present
 
 
+@dataclass(frozen=True)
+class ProfiledFile:
+    """A profile built from a file, and what was decided on the way: the columns left out as identifiers,
+    timestamps or ``exclude``, and per feature read as numbers the text cells counted as missing."""
+
+    profile: Profile
+    left_out: list[LeftOut]
+    text_cells: dict[str, dict[str, int]]
+
+
 def profile_data_file(
     path: str | Path,
     model: str,
@@ -435,19 +461,38 @@ def profile_data_file(
     bins: int = DEFAULT_BINS,
     top_k: int = DEFAULT_TOP_K,
     task: Task = "classification",
-) -> Profile:
+    exclude: Sequence[str] = (),
+) -> ProfiledFile:
     """Read a CSV, Parquet or JSON-lines file and build its profile (see :func:`build_profile`).
 
     With ``features`` named, only those columns and the target, prediction and confidence are read.
+    Otherwise the features are every other column but ``exclude`` and the identifier and timestamp columns
+    that :func:`mlmon.drift.columns.choose_features` recognises. A text feature whose cells are numbers but
+    for at most 5% is profiled as numerical, as ``mlmon drift`` compares it (unless ``feature_types`` says
+    categorical), its text cells counted as missing.
     """
     from mlmon.data import read_table
+    from mlmon.drift.columns import choose_features, numbers_in_text
 
+    roles = [name for name in (target, prediction, confidence) if name is not None]
     wanted = None
     if features is not None:
-        roles = [name for name in (target, prediction, confidence) if name is not None]
         wanted = list(dict.fromkeys([*features, *roles]))
     columns = read_table(path, wanted)
-    return build_profile(
+    left_out: list[LeftOut] = []
+    if features is None:
+        features, left_out = choose_features(columns, exclude=exclude, reserved=roles, side=str(path))
+    elif exclude:
+        raise ProfileBuildError("--exclude applies only when no --feature is named", "use one or the other")
+    text_cells: dict[str, dict[str, int]] = {}
+    for name in features:
+        if name in columns and (feature_types or {}).get(name) is None:
+            numbers = numbers_in_text(columns[name])
+            if numbers is not None:
+                columns[name] = numbers.values
+                if numbers.text_cells:
+                    text_cells[name] = numbers.text_cells
+    profile = build_profile(
         columns,
         model,
         features=features,
@@ -459,3 +504,4 @@ def profile_data_file(
         top_k=top_k,
         task=task,
     )
+    return ProfiledFile(profile, left_out, text_cells)

@@ -35,11 +35,12 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlmon.contract import DEFAULT_BINS, PSI_EPSILON
+from mlmon.drift.columns import ColumnChoiceError, LeftOut, choose_features, numbers_in_text
 from mlmon.errors import MlmonError
 
 if TYPE_CHECKING:
@@ -103,6 +104,10 @@ class FeatureDrift:
     reference_shares: tuple[float, ...] = ()
     current_shares: tuple[float, ...] = ()
     bin_edges: tuple[float, ...] = ()  # numerical: the interior edges between the bins, ascending
+    # A text column read as numbers (see mlmon.drift.columns.numbers_in_text): per side, its most frequent
+    # text cells (counted as missing) and how many rows held one.
+    text_cells: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    text_cell_count: int = 0
 
     @property
     def bin_ranges(self) -> tuple[str, ...]:
@@ -147,6 +152,8 @@ class FeatureDrift:
             "chisquare_p_value": self.chisquare_p_value,
             "jensenshannon": self.jensenshannon,
             "unavailable": dict(self.unavailable),
+            "text_cells": {side: dict(cells) for side, cells in self.text_cells.items()},
+            "text_cell_count": self.text_cell_count,
             "bin_edges": list(self.bin_edges),
             "bins": [
                 {"label": label, "reference": ref, "current": cur}
@@ -172,6 +179,7 @@ class DriftReport:
     rows_reference: int
     rows_current: int
     psi_bins: PsiBins = "quantile"
+    left_out: tuple[LeftOut, ...] = ()  # identifiers, timestamps and --exclude: not compared, by choice
 
     @property
     def drifted(self) -> tuple[FeatureDrift, ...]:
@@ -192,6 +200,7 @@ class DriftReport:
             "dataset_drift": bool(self.drifted),
             "features": [f.to_dict() for f in self.features],
             "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+            "left_out": [column.to_dict() for column in self.left_out],
         }
 
 
@@ -209,6 +218,7 @@ def drift_report(
     current: Mapping[str, Any],
     *,
     features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     feature_types: Mapping[str, str] | None = None,
     method: Method | None = None,
     threshold: float | None = None,
@@ -221,10 +231,14 @@ def drift_report(
     """Compare ``current`` columns with ``reference`` columns (or a reference :class:`Profile`).
 
     Columns are name -> 1-D array, or :class:`mlmon.data.CategoryColumn` for text (counted without a
-    Python loop), as :func:`mlmon.data.read_table` returns them. ``features`` defaults to
-    every reference feature. A feature is numerical when its reference array is numeric (or the profile
+    Python loop), as :func:`mlmon.data.read_table` returns them. ``features`` names the features to
+    compare; by default every reference column (or profile feature) but ``exclude`` and the identifier and
+    timestamp columns :func:`mlmon.drift.columns.choose_features` recognises, which the report lists as
+    ``left_out``. A feature is numerical when its reference array is numeric (or the profile
     says so), unless ``feature_types`` says otherwise. ``progress`` is called with each feature's name as
-    it finishes. Features are compared in ``workers`` threads (default: one per CPU); numpy releases the
+    it finishes. A text column whose cells are numbers but for at most 5% is compared as numerical, its text
+    cells counted as missing and listed in ``text_cells`` (unless ``feature_types`` says categorical).
+    Features are compared in ``workers`` threads (default: one per CPU); numpy releases the
     GIL while it sorts.
 
     Example::
@@ -246,13 +260,14 @@ def drift_report(
     profile = reference if isinstance(reference, Profile) else None
     reference_columns: Mapping[str, Any] = {} if profile is not None else reference  # type: ignore[assignment]
     reference_names = list(profile.feature_names) if profile is not None else list(reference_columns)
-    names = list(features) if features is not None else reference_names
+    names, left_out = _choose_features(profile, reference_columns, current, features, exclude)
     types = dict(feature_types or {})
     rows_current = _rows(current)
     rows_reference = profile.rows if profile is not None else _rows(reference_columns)
 
     skipped: list[SkippedFeature] = []
     jobs: list[tuple[str, Callable[[], FeatureDrift]]] = []
+    text_cells: dict[str, tuple[dict[str, dict[str, int]], int]] = {}
     for name in names:
         if name not in reference_names:
             skipped.append(SkippedFeature(name, "not in the reference"))
@@ -260,23 +275,41 @@ def drift_report(
         if name not in current:
             skipped.append(SkippedFeature(name, "only in the reference, not in the current data"))
             continue
+        current_array = current[name]
         if profile is not None:
             feature_profile = profile.feature(name)
-            jobs.append((name, _bind(_compare_to_profile, feature_profile, current[name], method, threshold)))
+            if feature_profile.kind == "numerical":
+                _, current_array, cells = _text_as_numbers({"current": current_array})
+                if cells:
+                    text_cells[name] = cells
+            arguments: tuple[Any, ...] = (feature_profile, current_array, method, threshold)
+            jobs.append((name, _bind(_compare_to_profile, *arguments)))
         else:
             reference_array = reference_columns[name]
             if not isinstance(reference_array, CategoryColumn):
                 reference_array = np.asarray(reference_array)
             declared = types.get(name)
             numeric = not isinstance(reference_array, CategoryColumn) and reference_array.dtype.kind in "iuf"
+            if declared is None and not numeric:
+                sides = {"reference": reference_array, "current": current_array}
+                converted, current_array, cells = _text_as_numbers(sides)
+                if converted is not None:
+                    reference_array, numeric = converted, True
+                    if cells:
+                        text_cells[name] = cells
+            elif numeric and declared != "categorical":
+                _, current_array, cells = _text_as_numbers({"current": current_array})
+                if cells:
+                    text_cells[name] = cells
             kind: FeatureKind = (
                 "numerical" if declared == "numerical" or (declared is None and numeric) else "categorical"
             )
-            arguments = (name, kind, reference_array, current[name], method, threshold, psi_bins, bins, top_k)
+            arguments = (name, kind, reference_array, current_array, method, threshold, psi_bins, bins, top_k)
             jobs.append((name, _bind(_compare_columns, *arguments)))
     if features is None:
+        chosen_or_left_out = set(names) | {column.name for column in left_out}
         for name in current:
-            if name not in reference_names:
+            if name not in reference_names and name not in chosen_or_left_out:
                 skipped.append(SkippedFeature(name, "only in the current data, not in the reference"))
 
     compared: list[FeatureDrift] = []
@@ -289,13 +322,82 @@ def drift_report(
             if isinstance(result, SkippedFeature):
                 skipped.append(result)
             else:
+                if result.name in text_cells:
+                    by_side, count = text_cells[result.name]
+                    result = replace(result, text_cells=by_side, text_cell_count=count)
                 compared.append(result)
             if progress is not None:
                 progress(result.name)
     if not compared and not skipped:
-        raise DriftError("no features to compare", "pass data with at least one column on both sides")
+        left = f" (left out: {', '.join(c.name for c in left_out)})" if left_out else ""
+        raise DriftError(
+            f"no features to compare{left}",
+            "pass data with at least one feature column on both sides, or name columns with --feature",
+        )
     compared.sort(key=lambda f: (not f.drift, -f.severity, f.name))
-    return DriftReport(tuple(compared), tuple(skipped), rows_reference, rows_current, psi_bins)
+    return DriftReport(
+        tuple(compared), tuple(skipped), rows_reference, rows_current, psi_bins, tuple(left_out)
+    )
+
+
+def _choose_features(
+    profile: Profile | None,
+    reference_columns: Mapping[str, Any],
+    current: Mapping[str, Any],
+    features: Sequence[str] | None,
+    exclude: Sequence[str],
+) -> tuple[list[str], list[LeftOut]]:
+    """The features to compare and the columns left out. A profile's features were chosen when it was built,
+    so only the current data's columns that the profile lacks are looked at for identifiers and timestamps
+    (they are left out, rather than reported as missing from the reference)."""
+    known: Mapping[str, Any] = (
+        dict.fromkeys(profile.feature_names) if profile is not None else reference_columns
+    )
+    extra = {name: values for name, values in current.items() if name not in known}
+    unknown = [name for name in exclude if name not in known and name not in extra]
+    if unknown:
+        raise ColumnChoiceError(
+            f"--exclude {', '.join(map(repr, unknown))}: no such column on either side",
+            f"the columns are {', '.join(map(repr, [*known, *extra][:30]))}",
+        )
+    names, left_out = choose_features(
+        known,
+        include=features,
+        exclude=[name for name in exclude if name in known],
+        side="the reference profile" if profile is not None else "the reference data",
+        guess=profile is None,
+    )
+    if features is None and extra:
+        _, extra_left_out = choose_features(extra, exclude=[name for name in exclude if name in extra])
+        left_out += extra_left_out
+    return names, left_out
+
+
+def _text_as_numbers(
+    sides: Mapping[str, Any],
+) -> tuple[Any, Any, tuple[dict[str, dict[str, int]], int] | None]:
+    """Text columns that hold numbers but for a few cells, read as numbers (see
+    :func:`mlmon.drift.columns.numbers_in_text`): (the reference converted, or None where it is not given or
+    stays text; the current side, converted where it was text; the text cells per side, at most five each,
+    and how many rows held one). The text sides convert together or not at all."""
+    import numpy as np
+
+    from mlmon.data import CategoryColumn
+
+    converted: dict[str, Any] = {}
+    for side, values in sides.items():
+        if isinstance(values, CategoryColumn) or np.asarray(values).dtype.kind == "O":
+            numbers = numbers_in_text(values)
+            if numbers is None:
+                return None, sides["current"], None
+            converted[side] = numbers
+    if not converted:
+        return None, sides["current"], None
+    cells = {side: dict(list(n.text_cells.items())[:5]) for side, n in converted.items() if n.text_cells}
+    count = sum(n.text_cell_count for n in converted.values())
+    reference = converted["reference"].values if "reference" in converted else None
+    current = converted["current"].values if "current" in converted else sides["current"]
+    return reference, current, ((cells, count) if count else None)
 
 
 def _bind(function: Callable[..., FeatureDrift], *args: Any) -> Callable[[], FeatureDrift]:

@@ -52,6 +52,7 @@ from mlmon.instrument.values import (
     finite_number,
     hashable,
 )
+from mlmon.names import visible
 
 log = logging.getLogger("mlmon.instrument")
 
@@ -417,7 +418,9 @@ class ModelMonitor:
                 self._unknown_counter(name).inc(rows)
 
     def _unknown_counter(self, name: Any) -> Any:
-        label = str(name)[:UNKNOWN_NAME_LENGTH]
+        # A name with a hidden character (a zero-width space, 'café' with a combining accent) is shown
+        # escaped, so that status and the dashboard show how it differs from the profile's name.
+        label = visible(str(name))[:UNKNOWN_NAME_LENGTH]
         counter = self._unknown_features.get(label)
         if counter is not None:
             return counter
