@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import jinja2
@@ -140,6 +141,18 @@ def _block_filter(text: str, indent: int) -> str:
     return "|-\n" + "\n".join(pad + line if line else "" for line in text.split("\n"))
 
 
+def _template_line(traceback: TracebackType | None) -> str | None:
+    """``file:line`` of the innermost template in a rendering traceback (Jinja maps template frames to the
+    template's own file and line)."""
+    found = None
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = f"{filename}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return found
+
+
 def render_context(spec: Spec) -> dict[str, Any]:
     """What every template sees: the spec, the rules as data, the metric contract and the recorded names."""
     from mlmon.alert_tests import alert_test_groups
@@ -177,8 +190,16 @@ def render_outputs(
 def render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
     try:
         text = env.get_template(name).render(**context)
-    except jinja2.TemplateNotFound:
-        raise TemplateError(f"template {name} not found", "check --templates-dir") from None
+    except jinja2.TemplateNotFound as exc:
+        if exc.name == name:
+            raise TemplateError(f"template {name} not found", "check --templates-dir") from None
+        # An {% include %} or {% import %} inside the template: name the missing file and where it was asked for.
+        where = _template_line(exc.__traceback__) or name
+        searched = " and ".join(str(path) for path in getattr(env.loader, "searchpath", []))
+        raise TemplateError(
+            f"template {where} includes {exc.name}, which is not found",
+            f"put {exc.name} in --templates-dir (searched {searched}), or remove the include",
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template {exc.filename or name}:{exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:

@@ -321,6 +321,22 @@ def test_broken_override_template_is_named(tmp_path: Path, minimal_spec: Spec) -
     assert "does not parse" in info.value.message
 
 
+def test_a_missing_include_is_named_with_the_line_that_asks_for_it(
+    tmp_path: Path, minimal_spec: Spec
+) -> None:
+    folder = tmp_path / "templates" / "alertmanager"
+    folder.mkdir(parents=True)
+    (folder / "alertmanager.yml.j2").write_text(
+        "route:\n  receiver: x\n{% include 'alertmanager/receivers.yml.j2' %}\n"
+    )
+    with pytest.raises(TemplateError) as info:
+        render_outputs(minimal_spec, tmp_path / "templates")
+    assert info.value.message == (
+        f"template {folder / 'alertmanager.yml.j2'}:3 includes alertmanager/receivers.yml.j2, which is not found"
+    )
+    assert "put alertmanager/receivers.yml.j2 in --templates-dir" in (info.value.hint or "")
+
+
 def test_missing_templates_dir(tmp_path: Path, minimal_spec: Spec) -> None:
     with pytest.raises(TemplateError) as info:
         render_outputs(minimal_spec, tmp_path / "nope")
