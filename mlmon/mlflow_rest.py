@@ -251,6 +251,12 @@ def _authorization(parts: urllib.parse.SplitResult, environ: Mapping[str, str]) 
     return f"Bearer {token}" if token else None
 
 
+def credentials(tracking_uri: str, environ: Mapping[str, str]) -> list[str]:
+    """Every credential for ``tracking_uri`` that must never be printed (see :func:`_secrets`)."""
+    parts = urllib.parse.urlsplit(tracking_uri)
+    return _secrets(parts, environ, _authorization(parts, environ))
+
+
 def _secrets(
     parts: urllib.parse.SplitResult, environ: Mapping[str, str], authorization: str | None
 ) -> list[str]:

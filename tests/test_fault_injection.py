@@ -140,3 +140,53 @@ def test_compare_runs_says_what_the_server_did(behaviour: str, said: str, tmp_pa
         )
     _assert_one_clean_error(code, out, err)
     assert said in err, err
+
+
+# -- the paths through MLflow's own client: a drift reference from the registry, and logging to a run --------
+
+# Each ends within its deadline (MLMON_TIMEOUT for a lookup) plus the slack; a transfer would be allowed
+# TRANSFER_FACTOR times that, but a bad server fails these at their first lookup.
+MLFLOW_CLIENT_CASES = {
+    "drift models:/": lambda data, url: ["drift", "models:/credit@champion", str(data), "--mlflow-uri", url],
+    "drift --log-to-mlflow": lambda data, url: [
+        "drift",
+        str(data),
+        str(data),
+        "--log-to-mlflow",
+        "0123abcd",
+        "--mlflow-uri",
+        url,
+    ],
+    "profile --log-to-mlflow": lambda data, url: [
+        "profile",
+        str(data),
+        "-m",
+        "credit",
+        "-o",
+        str(data.parent / "p.json"),
+        "--log-to-mlflow",
+        "0123abcd",
+        "--mlflow-uri",
+        url,
+    ],
+}
+
+
+@pytest.mark.parametrize("case", MLFLOW_CLIENT_CASES)
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+def test_mlflow_client_paths_against_a_misbehaving_server(behaviour: str, case: str, tmp_path: Path) -> None:
+    import mlflow  # noqa: F401  (imported before the clock starts: it takes seconds, whatever the server does)
+
+    data = tmp_path / "current.csv"
+    data.write_text("x,colour\n" + "".join(f"{i % 7},c{i % 3}\n" for i in range(50)))
+    with misbehaving(behaviour) as mlflow_url:
+        started = time.monotonic()
+        code, out, err = run_cli(
+            *MLFLOW_CLIENT_CASES[case](data, mlflow_url),
+            cwd=tmp_path,
+            env={**CREDENTIALS, "MLMON_TIMEOUT": str(TIMEOUT)},
+        )
+        took = time.monotonic() - started
+    assert took < TIMEOUT + SLACK, f"{case}, {behaviour}: {took:.2f} s"
+    _assert_one_clean_error(code, out, err)
+    assert not (tmp_path / "p.json").exists()  # the run is checked before the profile is written

@@ -760,9 +760,9 @@ def test_log_to_unknown_run_is_a_plain_error(tmp_path: Path, mlflow_store: tuple
         "--mlflow-uri", mlflow_store[0],
     )  # fmt: skip
     assert_user_error(code, err, "MLflow run 'no-such-run' not found in MLflow at sqlite:///")
-    # The local file is written first: it is still a good profile, only the upload failed.
-    assert f"wrote {tmp_path / 'p.json'}" in err
-    assert load_profile(tmp_path / "p.json").model == "m"
+    # The run is checked before anything is written: a mistyped run id leaves no file to wonder about.
+    assert "wrote" not in err
+    assert not (tmp_path / "p.json").exists()
 
 
 def free_port() -> int:
@@ -784,6 +784,10 @@ def test_dead_tracking_server_fails_fast(tmp_path: Path, monkeypatch: pytest.Mon
     assert time.monotonic() - started < 30
     assert_user_error(code, err, "cannot connect (Connection refused)", "http://user:***@127.0.0.1:")
     assert "s3cret" not in err
+    # The run is looked up over mlmon's own REST client; MLflow's, where it is used, gets the short defaults.
+    from mlmon.drift.mlflow_profile import mlflow_client
+
+    mlflow_client(f"http://127.0.0.1:{free_port()}")
     assert {name: os.environ[name] for name in MLFLOW_HTTP_DEFAULTS} == MLFLOW_HTTP_DEFAULTS
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from mlmon.drift.profile import Profile, ProfileError
@@ -27,6 +29,8 @@ from mlmon.errors import BackendError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from mlmon.mlflow_rest import MlflowRestClient
 
 PROFILE_ARTIFACT_DIR = "mlmon"
 PROFILE_FILE_NAME = "profile.json"
@@ -38,10 +42,26 @@ URI_FORMS = (
     f"runs:/RUN_ID[/PATH], models:/NAME@ALIAS or models:/NAME/VERSION (default PATH: {PROFILE_ARTIFACT_PATH})"
 )
 
+# MLflow's client bounds each read of a socket, not an exchange: a server that answers a byte at a time holds
+# it for minutes. So each call is bounded as a whole: a lookup by MLMON_TIMEOUT (default 5 s), a call that
+# moves an artifact or a batch of metrics by TRANSFER_FACTOR times that.
+DEFAULT_TIMEOUT_SECONDS = 5.0
+TRANSFER_FACTOR = 12
+T = TypeVar("T")
+
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.+))?$")
 _MODEL_ALIAS_URI = re.compile(r"^models:/(?P<name>.+)@(?P<alias>[^@/]+)$")
 _MODEL_VERSION_URI = re.compile(r"^models:/(?P<name>.+)/(?P<version>\d+)$")
 _MISSING_ALIAS = re.compile(r"alias .* not found", re.IGNORECASE)
+_CONNECT_FAILURES = frozenset(
+    {
+        "Connection refused",
+        "No route to host",
+        "Network is unreachable",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+    }
+)
 _OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
 
 
@@ -55,8 +75,12 @@ def log_profile_to_mlflow(profile: Profile, run_id: str, tracking_uri: str | Non
     with tempfile.TemporaryDirectory(prefix="mlmon-profile-") as folder:
         path = Path(folder) / PROFILE_FILE_NAME
         path.write_text(profile.to_json(), encoding="utf-8")
-        with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
-            client.log_artifact(run_id, str(path), artifact_path=PROFILE_ARTIFACT_DIR)
+        call_mlflow(
+            f"MLflow run {run_id!r}",
+            client.tracking_uri,
+            lambda: client.log_artifact(run_id, str(path), artifact_path=PROFILE_ARTIFACT_DIR),
+            transfer=True,
+        )
     return f"runs:/{run_id}/{PROFILE_ARTIFACT_PATH}"
 
 
@@ -95,13 +119,18 @@ def download_mlflow_artifact(
     logs one as its hint."""
     client = mlflow_client(tracking_uri)
     run_id, artifact_path = _resolve(client, uri)
-    with mlflow_errors(f"MLflow run {run_id!r}", client.tracking_uri):
-        client.get_run(run_id)  # so a missing run is not reported as a missing artifact
+    require_run(run_id, client.tracking_uri)  # so that a missing run is not reported as a missing artifact
     missing = None
     if profile or artifact_path == PROFILE_ARTIFACT_PATH:
         missing = f"log a profile to the run with `mlmon profile DATA --model NAME --log-to-mlflow {run_id}`"
-    with mlflow_errors(f"artifact {artifact_path!r} of MLflow run {run_id!r}", client.tracking_uri, missing):
-        return Path(client.download_artifacts(run_id, artifact_path, dst_path=str(folder)))
+    local = call_mlflow(
+        f"artifact {artifact_path!r} of MLflow run {run_id!r}",
+        client.tracking_uri,
+        lambda: client.download_artifacts(run_id, artifact_path, dst_path=str(folder)),
+        missing_hint=missing,
+        transfer=True,
+    )
+    return Path(local)
 
 
 def mlflow_client(
@@ -137,30 +166,134 @@ def _require_local_store(uri: str) -> None:
         )
 
 
+def require_run(run_id: str, tracking_uri: str | None = None) -> None:
+    """Raise :class:`BackendError` unless MLflow run ``run_id`` exists (checked before long work, or before
+    writing anything, rather than after)."""
+    what = f"MLflow run {run_id!r}"
+    rest = rest_client(tracking_uri)
+    if rest is None:
+        client = mlflow_client(tracking_uri)
+        call_mlflow(what, client.tracking_uri, lambda: client.get_run(run_id))
+        return
+    answer = rest.get("runs/get", {"run_id": run_id}, what=what)
+    run = answer.get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("info"), dict):
+        raise _not_an_answer(rest.tracking_uri, f"run {run_id}")
+
+
+def rest_client(tracking_uri: str | None) -> MlflowRestClient | None:
+    """mlmon's own client for an http(s) tracking server: each exchange bounded as a whole and capped in
+    size, and an answer that is not MLflow's JSON an error. (MLflow's client takes a 200 with a blank or
+    truncated body for an empty success, so a run would be reported as logged when nothing was.)"""
+    from mlmon.mlflow_rest import MlflowRestClient, rest_supported
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not rest_supported(uri):
+        return None
+    return MlflowRestClient(uri, read_timeout=timeout_seconds())
+
+
 def _resolve(client: MlflowClient, uri: str) -> tuple[str, str]:
     """The run and artifact path a profile URI points at."""
     if match := _RUNS_URI.match(uri):
         return match["run_id"], match["path"] or PROFILE_ARTIFACT_PATH
+    rest = rest_client(client.tracking_uri)
     if match := _MODEL_ALIAS_URI.match(uri):
         name, alias = match["name"], match["alias"]
-        with mlflow_errors(f"alias {alias!r} of registered model {name!r}", client.tracking_uri):
-            version = client.get_model_version_by_alias(name, alias)
-        return _source_run(version.run_id, f"{name}@{alias}"), PROFILE_ARTIFACT_PATH
+        what = f"alias {alias!r} of registered model {name!r}"
+        if rest is not None:
+            answer = rest.get("registered-models/alias", {"name": name, "alias": alias}, what=what)
+            version = _version_of(answer, f"{name}@{alias}", rest.tracking_uri)
+        else:
+            version = call_mlflow(
+                what, client.tracking_uri, lambda: client.get_model_version_by_alias(name, alias)
+            )
+        return _source_run(version, f"{name}@{alias}", client.tracking_uri), PROFILE_ARTIFACT_PATH
     if match := _MODEL_VERSION_URI.match(uri):
         name, number = match["name"], match["version"]
-        with mlflow_errors(f"version {number} of registered model {name!r}", client.tracking_uri):
-            version = client.get_model_version(name, number)
-        return _source_run(version.run_id, f"{name}/{number}"), PROFILE_ARTIFACT_PATH
+        what = f"version {number} of registered model {name!r}"
+        if rest is not None:
+            answer = rest.get("model-versions/get", {"name": name, "version": number}, what=what)
+            version = _version_of(answer, f"{name}/{number}", rest.tracking_uri)
+        else:
+            version = call_mlflow(what, client.tracking_uri, lambda: client.get_model_version(name, number))
+        return _source_run(version, f"{name}/{number}", client.tracking_uri), PROFILE_ARTIFACT_PATH
     raise ProfileError(f"cannot load a profile from {uri!r}", f"use {URI_FORMS}")
 
 
-def _source_run(run_id: str | None, version: str) -> str:
+def _version_of(answer: dict[str, Any], name: str, tracking_uri: str) -> Any:
+    """The model version in a REST answer, with the attributes MLflow's client gives it."""
+    version = answer.get("model_version")
+    if not isinstance(version, dict):
+        raise _not_an_answer(tracking_uri, f"model version {name}")
+    return SimpleNamespace(version=version.get("version"), run_id=version.get("run_id") or None)
+
+
+def _not_an_answer(tracking_uri: str | None, what: str) -> BackendError:
+    return BackendError(
+        f"MLflow at {redact(tracking_uri or 'the default tracking URI')} answered without {what}; "
+        "is this an MLflow tracking server?",
+        "check --mlflow-uri / MLFLOW_TRACKING_URI",
+    )
+
+
+def _source_run(version: Any, name: str, tracking_uri: str | None) -> str:
+    if not getattr(version, "version", None):
+        # MLflow's client reads an answer without a model version (an empty or blank body) as an empty one.
+        raise _not_an_answer(tracking_uri, f"model version {name}")
+    run_id: str | None = version.run_id
     if not run_id:
         raise BackendError(
-            f"model version {version} has no source run, so it has no mlmon profile",
+            f"model version {name} has no source run, so it has no mlmon profile",
             "register versions from a run, and log the profile to that run with `mlmon profile --log-to-mlflow`",
         )
     return run_id
+
+
+def call_mlflow(
+    what: str,
+    tracking_uri: str | None,
+    call: Callable[[], T],
+    *,
+    missing_hint: str | None = None,
+    transfer: bool = False,
+) -> T:
+    """``call()`` (one use of MLflow's client), with its errors made plain as :func:`mlflow_errors` does, and
+    bounded as a whole: past the deadline (MLMON_TIMEOUT, times TRANSFER_FACTOR for a ``transfer``) it is a
+    :class:`BackendError`, and the call is left to finish or fail on a daemon thread, which never holds up
+    the process's exit."""
+    seconds = timeout_seconds() * (TRANSFER_FACTOR if transfer else 1)
+    outcome: dict[str, object] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with mlflow_errors(what, tracking_uri, missing_hint):
+                outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mlmon-mlflow-call", daemon=True).start()
+    if not done.wait(seconds):
+        where = redact(tracking_uri) if tracking_uri else "the default tracking URI"
+        raise BackendError(
+            f"MLflow at {where} gave no whole answer on {what} within {seconds:g} s",
+            "check that the server is up and answers; MLMON_TIMEOUT sets the seconds a lookup may take",
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def timeout_seconds() -> float:
+    """MLMON_TIMEOUT, or the default, when it is not a positive number."""
+    try:
+        value = float(os.environ.get("MLMON_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+    except ValueError:
+        return DEFAULT_TIMEOUT_SECONDS
+    return value if value > 0 else DEFAULT_TIMEOUT_SECONDS
 
 
 @contextmanager
@@ -180,7 +313,7 @@ def backend_error(
     what: str, tracking_uri: str | None, code: str, message: str, missing_hint: str | None
 ) -> BackendError:
     where = redact(tracking_uri) if tracking_uri else "the default tracking URI"
-    reason = _reason(message, tracking_uri or "") or code
+    reason = _scrub(_reason(message, tracking_uri or ""), tracking_uri) or code
     # MLflow answers a missing alias with INVALID_PARAMETER_VALUE, not RESOURCE_DOES_NOT_EXIST.
     if code == "RESOURCE_DOES_NOT_EXIST" or _MISSING_ALIAS.search(reason):
         return BackendError(
@@ -199,6 +332,16 @@ def backend_error(
     )
 
 
+def _scrub(text: str, tracking_uri: str | None) -> str:
+    """``text`` without any credential mlmon holds for MLflow (a proxy's error page may echo the request's
+    headers, and MLflow's client puts the answer's body into its message)."""
+    from mlmon.mlflow_rest import credentials
+
+    for secret in credentials(tracking_uri or "", os.environ):
+        text = text.replace(secret, "***")
+    return text
+
+
 def _reason(message: str, tracking_uri: str) -> str:
     """The first line of MLflow's message, with a password masked and a refused connection said plainly."""
     lines = message.strip().splitlines()
@@ -208,6 +351,8 @@ def _reason(message: str, tracking_uri: str) -> str:
         reason = reason.replace(password, "***")
     if errno := _OS_ERROR.search(reason):
         return f"cannot connect ({errno[1].strip()})"
+    if reason in _CONNECT_FAILURES:  # mlmon's REST client says the operating system's words alone
+        return f"cannot connect ({reason})"
     return reason
 
 
