@@ -316,6 +316,16 @@ def test_bin_of_agrees_with_the_profile_on_hostile_numbers(values: list[float], 
     assert Profile.from_json(profile.to_json()) == profile
 
 
+def test_quantile_edges_between_values_of_opposite_sign_near_the_float_limit_stay_finite() -> None:
+    # Found by the test above: the interpolation's difference of the neighbours overflowed to an infinite edge.
+    values = [4.668547241342594e304, -1.7972262801381815e308]
+    feature = build_profile({"x": np.array(values)}, "m", bins=3).feature("x")
+    assert all(math.isfinite(edge) for edge in feature.edges)
+    assert values[1] < feature.edges[0] < feature.edges[-1] < values[0]
+    ratios, _ = count_with_bin_of(feature, values)
+    assert ratios == list(feature.reference_ratios)
+
+
 def test_categorical_top_k_breaks_ties_by_text_and_puts_the_rest_in_other() -> None:
     values = np.array(["b", "a", "b", "a", "c", "d", "b", "a", None, OTHER_BIN, "", ""], dtype=object)
     feature = build_profile({"c": values}, "m", top_k=3).feature("c")

@@ -143,8 +143,15 @@ def sorted_quantiles(sorted_values: Array, probabilities: Array) -> Array:
     at_end = virtual >= count - 1
     lower_index[at_end] = upper_index[at_end] = count - 1
     lower, upper = sorted_values[lower_index], sorted_values[upper_index]
-    difference = upper - lower
+    with np.errstate(over="ignore"):
+        difference = upper - lower
     interpolated: Array = np.where(gamma >= 0.5, upper - difference * (1 - gamma), lower + difference * gamma)
+    # Neighbours of opposite sign near float64's limit: their difference overflows (numpy's quantile gives
+    # inf there, an edge no value lies above). A weighted sum of the two stays within them.
+    overflowed = ~np.isfinite(difference)
+    if overflowed.any():
+        weighted = lower * (1 - gamma) + upper * gamma
+        interpolated = np.where(overflowed, weighted, interpolated)
     return interpolated
 
 
