@@ -1,7 +1,8 @@
 """promtool unit tests for the generated alerts, as data.
 
 For each model: its target going down fires ``MlmonTargetDown``; a feature drifting past the critical PSI
-fires both drift alerts; a feature drifting less than half the warning threshold fires neither; an error
+fires both drift alerts (with ``drift_test: evidence``, on evidence far above the model's z threshold); a feature
+drifting less than half the warning threshold (the PSI floor, with evidence) fires neither; an error
 ratio above the threshold fires ``MlmonErrorRatioHigh``. The scenarios are built from the model's own
 thresholds and windows, and the expected annotations come from the same parts as the rule's templates, so
 ``promtool test rules`` checks the whole chain: series -> recording rules -> alert rules -> annotations.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from mlmon import contract as c
 from mlmon import rules
+from mlmon.drift.evidence import chi_square_homogeneity, wilson_hilferty_z
 from mlmon.drift.statistics import psi
 from mlmon.escape import promql_matchers
 from mlmon.spec import ModelSpec, Spec, duration_seconds
@@ -21,6 +23,7 @@ from mlmon.spec import ModelSpec, Spec, duration_seconds
 TEST_VERSION = "1"
 TEST_JOB = "mlmon-test"
 TEST_INSTANCE = "127.0.0.1:9"
+TEST_REFERENCE_OBSERVATIONS = 10_000
 MAX_CRITICAL_PSI = 2.5  # the spec refuses higher thresholds; the scenario below can exceed this
 
 
@@ -106,7 +109,14 @@ def _drift_step(model: ModelSpec) -> tuple[int, int]:
 
 def _drift_series(model: ModelSpec, feature: str, counts: tuple[int, int], steps: int) -> list[Series]:
     base = {"model": model.name, "version": TEST_VERSION, "feature": feature}
-    series = []
+    series = [
+        Series(
+            c.FEATURE_REFERENCE_OBSERVATIONS.name,
+            tuple(base.items()),
+            f"{TEST_REFERENCE_OBSERVATIONS}+0x{steps}",
+        ),
+        Series(c.FEATURE_REFERENCE_MISSING_RATIO.name, tuple(base.items()), f"0+0x{steps}"),
+    ]
     for bin_, count in enumerate(counts):
         labels = tuple({**base, "bin": str(bin_)}.items())
         series.append(Series(c.FEATURE_REFERENCE_RATIO.name, labels, f"0.5+0x{steps}"))
@@ -144,8 +154,13 @@ def _feature_drift(spec: Spec, model: ModelSpec, feature: str) -> tuple[AlertTes
     eval_time = _seconds(step * (steps - 1))
     labels = {"model": model.name, "version": TEST_VERSION, "feature": feature}
 
+    window_steps = round(duration_seconds(t.drift_window) / step)
     high = _split_for_psi(total, min(t.psi_critical * 1.25, MAX_CRITICAL_PSI * 1.25), above=True)
     high_psi = psi([high[0] / total, high[1] / total], [0.5, 0.5])
+    if t.drift_test == "evidence":  # the alert's value is then the z of the window's counts
+        window_counts = [count * window_steps for count in high]
+        statistic, degrees = chi_square_homogeneity(window_counts, [0.5, 0.5], TEST_REFERENCE_OBSERVATIONS)
+        high_psi = wilson_hilferty_z(statistic, degrees)
     fires = AlertTest(
         description=f"{model.name}: feature {feature} drifting past the critical PSI fires both drift alerts",
         interval=_seconds(step),
@@ -155,7 +170,8 @@ def _feature_drift(spec: Spec, model: ModelSpec, feature: str) -> tuple[AlertTes
             AlertCheck(eval_time, warning.alert, (_expected(warning, labels, high_psi),)),
         ),
     )
-    low = _split_for_psi(total, t.psi_warning / 2, above=False)
+    floor = t.drift_min_psi if t.drift_test == "evidence" else t.psi_warning
+    low = _split_for_psi(total, floor / 2, above=False)
     silent = AlertTest(
         description=f"{model.name}: feature {feature} drifting below half the warning PSI stays silent",
         interval=_seconds(step),

@@ -99,6 +99,18 @@ FEATURE_REFERENCE_RATIO = Metric(
     ("model", "version", "feature", "bin"),
     "Share of reference values in each bin of a feature.",
 )
+FEATURE_REFERENCE_OBSERVATIONS = Metric(
+    "mlmon_feature_reference_observations",
+    "gauge",
+    ("model", "version", "feature"),
+    "Non-missing values of a feature in the reference data: how sure its reference shares are.",
+)
+FEATURE_REFERENCE_MISSING_RATIO = Metric(
+    "mlmon_feature_reference_missing_ratio",
+    "gauge",
+    ("model", "version", "feature"),
+    "Share of reference rows in which the feature is missing.",
+)
 FEATURE_MISSING = Metric(
     "mlmon_feature_missing_total",
     "counter",
@@ -146,6 +158,8 @@ METRICS: tuple[Metric, ...] = (
     REFERENCE_CONFIDENCE_MEAN,
     FEATURE_BIN,
     FEATURE_REFERENCE_RATIO,
+    FEATURE_REFERENCE_OBSERVATIONS,
+    FEATURE_REFERENCE_MISSING_RATIO,
     FEATURE_MISSING,
     INVALID_INPUT,
     FEEDBACK,

@@ -10,10 +10,16 @@ Rule names follow the Prometheus convention ``level:metric:operations``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlmon import contract as c
+from mlmon.drift.evidence import (
+    ASSUMED_FEATURES,
+    ASSUMED_REFERENCE_OBSERVATIONS,
+    MIN_EXPECTED_PER_BIN,
+    z_threshold,
+)
 from mlmon.escape import go_template_text, number, promql_matchers
 from mlmon.spec import ModelSpec, Spec, duration_seconds
 
@@ -224,6 +230,41 @@ def feature_reference_share() -> str:
     return "model_feature_bin:mlmon_feature_reference_ratio:clamped"
 
 
+def feature_reference_share_exact() -> str:
+    return "model_feature_bin:mlmon_feature_reference_ratio:last"
+
+
+def feature_reference_degrees() -> str:
+    """Degrees of freedom of a feature's chi-square: the bins its reference has values in, less one."""
+    return "model_feature:mlmon_feature_reference_bins:degrees"
+
+
+def feature_reference_observations() -> str:
+    return "model_feature:mlmon_feature_reference_observations:last"
+
+
+def feature_reference_missing_ratio() -> str:
+    return "model_feature:mlmon_feature_reference_missing_ratio:last"
+
+
+def feature_reference_rows() -> str:
+    return "model_feature:mlmon_feature_reference_rows:last"
+
+
+def feature_missing_pooled(window: str) -> str:
+    return f"model_feature:mlmon_feature_missing:pooled_{window}"
+
+
+def feature_drift_z(window: str) -> str:
+    """How sure the window's shares differ from the reference's: the chi-square of both, as a z score."""
+    return f"model_feature:mlmon_feature_drift:z_{window}"
+
+
+def feature_missing_z(window: str) -> str:
+    """How sure the window's missing ratio is above the reference's: the two-proportion z."""
+    return f"model_feature:mlmon_feature_missing:z_{window}"
+
+
 def prediction_reference_share() -> str:
     return "model_bin:mlmon_prediction_reference_ratio:clamped"
 
@@ -248,13 +289,26 @@ def _psi(current: str, reference_share: str, on: str) -> str:
 
 
 def _reference_shares() -> list[RecordingRule]:
-    """The reference shares, clamped, once per step for every window's PSI: the gauges change only with the
-    served version, and each PSI would otherwise read them twice over GAP_TOLERANCE."""
-    feature_on, prediction_on = f"{_MV}, feature, bin", f"{_MV}, bin"
+    """The reference shares (exact and clamped), their bins and sample sizes, once per step for every window:
+    the gauges change only with the served version, and each window would otherwise read them over
+    GAP_TOLERANCE."""
+    feature_on, prediction_on, mvf = f"{_MV}, feature, bin", f"{_MV}, bin", f"{_MV}, feature"
+    exact = feature_reference_share_exact()
     return [
+        RecordingRule(exact, reference_gauge(c.FEATURE_REFERENCE_RATIO.name, feature_on)),
+        RecordingRule(feature_reference_share(), f"clamp_min({exact}, {EPS})"),
+        RecordingRule(feature_reference_degrees(), f"count by ({mvf}) ({exact} > 0) - 1 > 0"),
         RecordingRule(
-            feature_reference_share(),
-            f"clamp_min({reference_gauge(c.FEATURE_REFERENCE_RATIO.name, feature_on)}, {EPS})",
+            feature_reference_observations(),
+            f"{reference_gauge(c.FEATURE_REFERENCE_OBSERVATIONS.name, mvf)}\nor\n"
+            f"{feature_reference_degrees()} * 0 + {number(ASSUMED_REFERENCE_OBSERVATIONS)}",
+        ),
+        RecordingRule(
+            feature_reference_missing_ratio(), reference_gauge(c.FEATURE_REFERENCE_MISSING_RATIO.name, mvf)
+        ),
+        RecordingRule(
+            feature_reference_rows(),
+            f"{feature_reference_observations()}\n/\n(1 - {feature_reference_missing_ratio()} > 0)",
         ),
         RecordingRule(
             prediction_reference_share(),
@@ -474,11 +528,13 @@ def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             feature_psi(w),
             f"sum by ({mvf}) (\n  " + _psi(feature_bin_ratio(w), feature_reference_share(), mvfb) + "\n)",
         ),
+        RecordingRule(feature_drift_z(w), _drift_z(w)),
         counted(FEATURE_MISSING),
         RecordingRule(
             feature_missing_ratio(w),
             f"{feature_missing_count(w)}\n/\n({feature_missing_count(w)} + {feature_observations(w)})",
         ),
+        *_missing_z(w),
         counted(PREDICTION_BINS),
         RecordingRule(prediction_observations(w), f"sum by ({_MV}) ({prediction_bin_count(w)})"),
         RecordingRule(
@@ -504,6 +560,44 @@ def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             invalid_input_ratio(w),
             f"{INVALID_INPUT.count(w)}\n/ on ({_MV}) group_left ()\n"
             f"(sum by ({_MV}) ({REQUESTS.count(w)}) > 0)",
+        ),
+    ]
+
+
+def _drift_z(w: str) -> str:
+    """The two-sample chi-square of the window's bin shares against the reference's, as a Wilson-Hilferty z
+    (see mlmon.drift.evidence, which computes the same offline):
+    X2 = n_ref * n_cur * sum((p_cur - p_ref)^2 / (n_ref * p_ref + n_cur * p_cur)) over bins with any mass."""
+    mvf, mvfb = f"{_MV}, feature", f"{_MV}, feature, bin"
+    share, n_ref, n_cur = (
+        feature_reference_share_exact(),
+        feature_reference_observations(),
+        feature_observations(w),
+    )
+    k = feature_reference_degrees()
+    pooled = f"({share} * on ({mvf}) group_left {n_ref}\n    + {feature_bin_ratio(w)} * on ({mvf}) group_left {n_cur})"
+    chi2 = (
+        f"sum by ({mvf}) (\n  ({feature_bin_ratio(w)} - on ({mvfb}) {share}) ^ 2\n"
+        f"  / on ({mvfb})\n  ({pooled} > 0)\n)\n* {n_ref} * {n_cur}"
+    )
+    return f"(\n  ({chi2}\n  / {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
+
+
+def _missing_z(w: str) -> list[RecordingRule]:
+    """The two-proportion z of the window's missing ratio against the reference's, with the pooled ratio and
+    both sample sizes (the reference's rows: its present values over its share of present values)."""
+    p_ref, n_ref, pooled = (
+        feature_reference_missing_ratio(),
+        feature_reference_rows(),
+        feature_missing_pooled(w),
+    )
+    missing, rows = feature_missing_count(w), f"({feature_missing_count(w)} + {feature_observations(w)})"
+    return [
+        RecordingRule(pooled, f"({missing} + {p_ref} * {n_ref})\n/\n({rows} + {n_ref})"),
+        RecordingRule(
+            feature_missing_z(w),
+            f"({feature_missing_ratio(w)} - {p_ref})\n"
+            f"/ sqrt({pooled} * (1 - {pooled}) * (1 / {rows} + 1 / {n_ref}))",
         ),
     ]
 
@@ -731,6 +825,36 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
         ),
     ]
     for severity, threshold in (("warning", t.psi_warning), ("critical", t.psi_critical)):
+        if t.drift_test == "evidence":
+            floor = t.drift_min_psi if severity == "warning" else t.psi_critical
+            z = drift_z_threshold(model)
+            rules.append(
+                alert(
+                    f"MlmonFeatureDrift{severity.title()}",
+                    f"{feature_drift_z(dw)}{sel} > {number(round(z, 3))}\n"
+                    f"and on ({mvf})\n{feature_psi(dw)}{sel} > {number(floor)}\n"
+                    f"and on ({mvf})\n{feature_observations(dw)}{sel} >= {n}\n"
+                    f"and on ({mvf})\n{feature_observations(dw)}{sel}"
+                    f" >= {MIN_EXPECTED_PER_BIN} * ({feature_reference_degrees()}{sel} + 1)",
+                    t.drift_for,
+                    severity,
+                    "drift",
+                    _annotation("Feature ", F, " of model ", M, " drifted (z ", Value("%.1f"), ")"),
+                    _annotation(
+                        "Over ",
+                        dw,
+                        ", the values of ",
+                        F,
+                        " for version ",
+                        Label("version"),
+                        " differ from the reference with z = ",
+                        Value("%.1f"),
+                        f" (above {number(round(z, 3))}, at most {number(t.false_alarms_per_week)} false alarms "
+                        f"a week), and their PSI is above {number(floor)} ({severity}).",
+                    ),
+                )
+            )
+            continue
         rules.append(
             alert(
                 f"MlmonFeatureDrift{severity.title()}",
@@ -776,28 +900,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
                 ".",
             ),
         ),
-        alert(
-            "MlmonMissingValuesHigh",
-            f"{feature_missing_ratio(dw)}{sel} > {number(t.missing_ratio)}\n"
-            f"and on ({mvf})\n({feature_observations(dw)}{sel} + {feature_missing_count(dw)}{sel}) >= {n}",
-            "15m",
-            "warning",
-            "missing",
-            _annotation("Feature ", F, " of model ", M, " is missing in ", Value("%.3f"), " of rows"),
-            _annotation(
-                "Missing-value ratio of ",
-                F,
-                " over ",
-                dw,
-                " for version ",
-                Label("version"),
-                " is ",
-                Value("%.4f"),
-                ", above ",
-                number(t.missing_ratio),
-                ".",
-            ),
-        ),
+        _missing_alert(model, alert),
         alert(
             "MlmonInvalidInput",
             f"{invalid_input_ratio(dw)}{sel} > {number(t.invalid_ratio)}\n"
@@ -892,6 +995,83 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
         RuleGroup(f"mlmon.alerts.{model.name}", tuple(r for r in rules if r.signal not in WINDOW_SIGNALS)),
         RuleGroup(
             f"mlmon.window-alerts.{model.name}", on_windows, interval=duration_text(count_step_ms(spec))
+        ),
+    )
+
+
+MISSING_EVIDENCE_FOR = "5m"
+
+
+def drift_z_threshold(model: ModelSpec) -> float:
+    """The z above which a feature's drift or missing-value evidence alerts, from the model's false-alarm
+    budget (see :func:`mlmon.drift.evidence.z_threshold`)."""
+    t = model.thresholds
+    features = len(model.features) or ASSUMED_FEATURES
+    return z_threshold(t.false_alarms_per_week, features, duration_seconds(t.drift_window))
+
+
+def _missing_alert(model: ModelSpec, alert: Callable[..., AlertRule]) -> AlertRule:
+    t = model.thresholds
+    sel, dw, n, mvf = (
+        promql_matchers(model=model.name),
+        t.drift_window,
+        t.min_drift_samples,
+        f"{_MV}, feature",
+    )
+    rows = f"({feature_observations(dw)}{sel} + {feature_missing_count(dw)}{sel}) >= {n}"
+    if t.drift_test == "psi":
+        return alert(
+            "MlmonMissingValuesHigh",
+            f"{feature_missing_ratio(dw)}{sel} > {number(t.missing_ratio)}\nand on ({mvf})\n{rows}",
+            "15m",
+            "warning",
+            "missing",
+            _annotation("Feature ", F, " of model ", M, " is missing in ", Value("%.3f"), " of rows"),
+            _annotation(
+                "Missing-value ratio of ",
+                F,
+                " over ",
+                dw,
+                " for version ",
+                Label("version"),
+                " is ",
+                Value("%.4f"),
+                ", above ",
+                number(t.missing_ratio),
+                ".",
+            ),
+        )
+    z = number(round(drift_z_threshold(model), 3))
+    rise = f"{feature_missing_ratio(dw)}{sel} - {feature_reference_missing_ratio()}{sel}"
+    return alert(
+        "MlmonMissingValuesHigh",
+        f"{feature_missing_z(dw)}{sel} > {z}\n"
+        f"and on ({mvf})\n({rise}) > {number(t.missing_min_increase)}\n"
+        f"and on ({mvf})\n{rows}",
+        # The evidence already rules chance out: a short `for` lets a jump from 1% to 10% alert within half an
+        # hour (bench/drift_alarms.py: 15m made it 28 minutes at the median).
+        MISSING_EVIDENCE_FOR,
+        "warning",
+        "missing",
+        _annotation(
+            "Feature ",
+            F,
+            " of model ",
+            M,
+            " is missing more often than in the reference (z ",
+            Value("%.1f"),
+            ")",
+        ),
+        _annotation(
+            "Over ",
+            dw,
+            ", ",
+            F,
+            " is missing more often for version ",
+            Label("version"),
+            " than in the reference, with z = ",
+            Value("%.1f"),
+            f" (above {z}), by more than {number(t.missing_min_increase)}.",
         ),
     )
 

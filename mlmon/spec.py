@@ -62,14 +62,24 @@ class Thresholds:
     latency_p99_seconds: float = 1.0
     error_ratio: float = 0.05
     min_request_rate: float = 0.01
-    psi_warning: float = 0.1
-    psi_critical: float = 0.25
+    # How drift is judged: "evidence" weighs the window's and the reference's sample sizes against a budget of
+    # false alarms (mlmon.drift.evidence); "psi" is the older fixed PSI threshold (psi_warning), which pages on
+    # noise at low traffic and misses subtle change at high traffic.
+    drift_test: str = "evidence"
+    # At most this many false drift or missing-value alerts per week for the model, all features together.
+    false_alarms_per_week: float = 0.05
+    # The smallest change that may alert, as PSI: holds back a statistically clear but tiny change.
+    drift_min_psi: float = 0.01
+    psi_warning: float = 0.1  # drift_test: psi only
+    psi_critical: float = 0.2  # critical above this PSI (a mean shift of half a standard deviation: 0.24)
     prediction_psi: float = 0.25
     drift_window: str = "1h"
     # How long drift must last before its alerts fire: long enough that a burst of odd traffic stays quiet.
     drift_for: str = "15m"
     min_drift_samples: int = 100
-    missing_ratio: float = 0.1
+    missing_ratio: float = 0.1  # drift_test: psi only
+    # drift_test evidence: the smallest rise of the missing ratio over the reference's that may alert.
+    missing_min_increase: float = 0.02
     # Values the monitor could not use (unknown features, NaN, text in a number) per request.
     invalid_ratio: float = 0.01
     confidence_drop: float = 0.1
@@ -586,6 +596,9 @@ def _thresholds(r: _Reader) -> Thresholds:
         latency_p99_seconds=r.get("latency_p99_seconds", _positive, d.latency_p99_seconds),
         error_ratio=r.get("error_ratio", _number(0, 0.99), d.error_ratio),
         min_request_rate=r.get("min_request_rate", _number(0), d.min_request_rate),
+        drift_test=r.get("drift_test", _choice("evidence", "psi"), d.drift_test),
+        false_alarms_per_week=r.get("false_alarms_per_week", _number(1e-6, 100), d.false_alarms_per_week),
+        drift_min_psi=r.get("drift_min_psi", _number(0, MAX_PSI_THRESHOLD), d.drift_min_psi),
         psi_warning=r.get("psi_warning", _positive, d.psi_warning),
         psi_critical=r.get("psi_critical", _positive, d.psi_critical),
         prediction_psi=r.get("prediction_psi", _positive, d.prediction_psi),
@@ -595,6 +608,7 @@ def _thresholds(r: _Reader) -> Thresholds:
             "min_drift_samples", _number(0, MAX_MIN_DRIFT_SAMPLES, integer=True), d.min_drift_samples
         ),
         missing_ratio=r.get("missing_ratio", _ratio, d.missing_ratio),
+        missing_min_increase=r.get("missing_min_increase", _ratio, d.missing_min_increase),
         invalid_ratio=r.get("invalid_ratio", _ratio, d.invalid_ratio),
         confidence_drop=r.get("confidence_drop", _ratio, d.confidence_drop),
         accuracy_drop=r.get("accuracy_drop", _ratio, d.accuracy_drop),
@@ -614,6 +628,11 @@ def _thresholds(r: _Reader) -> Thresholds:
             f"psi_critical ({t.psi_critical}) must be at most {MAX_PSI_THRESHOLD}: a PSI that high means the "
             "distributions barely overlap, and the generated alert tests cannot build such a case",
             key="psi_critical",
+        )
+    if t.drift_min_psi >= t.psi_critical:
+        raise r.error(
+            f"drift_min_psi ({t.drift_min_psi}) must be below psi_critical ({t.psi_critical})",
+            key="drift_min_psi",
         )
     if t.psi_warning >= t.psi_critical:
         raise r.error(

@@ -240,6 +240,15 @@ def _drift_questions(w: str) -> list[_Question]:
     mf = "model, feature"
     return [
         _Question("feature_psi", _by(mf, r.feature_psi(w)), (r.feature_psi(w),), None, w),
+        _Question("feature_drift_z", _by(mf, r.feature_drift_z(w)), (r.feature_drift_z(w),), None, w),
+        _Question("missing_z", _by(mf, r.feature_missing_z(w)), (r.feature_missing_z(w),), None, w),
+        _Question(
+            "missing_rise",
+            _by(mf, f"{r.feature_missing_ratio(w)} - {r.feature_reference_missing_ratio()}"),
+            (r.feature_missing_ratio(w), r.feature_reference_missing_ratio()),
+            None,
+            w,
+        ),
         _Question(
             "feature_observations",
             _by(mf, r.feature_observations(w), "sum"),
@@ -435,7 +444,14 @@ class _Answers:
 # left side against the right one, so a chain of parts re-reads the first parts' series again and again
 # (50 models x 20 features: about 200 ms joined, about 30 ms as four concurrent queries). Grouped by check,
 # not by window, so that the number of requests stays four however many windows the spec has.
-PER_FEATURE_CHECKS = ("feature_psi", "feature_observations", "missing_ratio", "invalid_input")
+PER_FEATURE_CHECKS = (
+    "feature_psi",
+    "feature_drift_z",
+    "feature_observations",
+    "missing_ratio",
+    "missing_z",
+    "invalid_input",
+)
 _Part = tuple[_Question, str]
 _Refused = dict[tuple[str, str], str]
 
@@ -574,6 +590,47 @@ def _verdict(
     return "OK"
 
 
+def _evidence_verdict(psi: float | None, z: float, z_needed: float, floor: float, critical: float) -> Verdict:
+    """Drift as the alerts judge it: evidence above the budget's z, and an effect (PSI) above the floor for a
+    warning, above ``critical`` for a critical."""
+    if psi is None or math.isnan(psi):
+        return "NO DATA"
+    if z > z_needed and psi > critical:
+        return "CRIT"
+    if z > z_needed and psi > floor:
+        return "WARN"
+    return "OK"
+
+
+def _missing_evidence(
+    model: ModelSpec,
+    features: list[str],
+    missing_ratio: dict[str, float],
+    a: _Answers,
+    missing: Callable[[str, str], str],
+) -> list[Check]:
+    """Missing values as MlmonMissingValuesHigh judges them: evidence of a rise over the reference's ratio
+    (z above the budget's), by more than missing_min_increase."""
+    t, dw = model.thresholds, model.thresholds.drift_window
+    evidence, rise = a.per_feature("missing_z", model.name, dw), a.per_feature("missing_rise", model.name, dw)
+    z_needed = r.drift_z_threshold(model)
+    checks = []
+    for feature in features:
+        value, z, up = missing_ratio.get(feature), evidence.get(feature), rise.get(feature)
+        unanswered = missing("missing_ratio", dw) or missing("missing_z", dw)
+        if value is None or z is None or up is None or math.isnan(value):
+            checks.append(
+                Check("missing_ratio", value, t.missing_min_increase, "NO DATA", feature, unanswered)
+            )
+            continue
+        verdict: Verdict = "WARN" if z > z_needed and up > t.missing_min_increase else "OK"
+        detail = f"{up:+.3f} on the reference, z {z:.1f} (alerts above {z_needed:.2f} with a rise above " + (
+            f"{t.missing_min_increase:g})"
+        )
+        checks.append(Check("missing_ratio", value, t.missing_min_increase, verdict, feature, detail))
+    return checks
+
+
 def _enough(count: float | None, needed: int) -> tuple[bool, str]:
     if count is None or math.isnan(count):
         return False, "no observations in the window"
@@ -656,7 +713,25 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
     observations = a.per_feature("feature_observations", name, dw)
     features = [f.name for f in model.features] or sorted(set(psi) | set(observations))
     drift_checks = []
-    for feature in features:
+    if t.drift_test == "evidence":
+        evidence = a.per_feature("feature_drift_z", name, dw)
+        z_needed = r.drift_z_threshold(model)
+        for feature in features:
+            value, z = psi.get(feature), evidence.get(feature)
+            ok, detail = _enough(observations.get(feature), t.min_drift_samples)
+            unanswered = missing("feature_psi", dw) or missing("feature_drift_z", dw)
+            verdict = "NO DATA"
+            if ok and (z is None or math.isnan(z)):
+                detail = unanswered or f"no drift evidence recorded ({detail})"
+            elif ok and z is not None:
+                verdict = _evidence_verdict(value, z, z_needed, t.drift_min_psi, t.psi_critical)
+                detail = (
+                    f"z {z:.1f} (alerts above {z_needed:.2f} with PSI above {t.drift_min_psi:g}), {detail}"
+                )
+            drift_checks.append(
+                Check("feature_psi", value, t.drift_min_psi, verdict, feature, unanswered or detail)
+            )
+    for feature in features if t.drift_test == "psi" else ():
         value = psi.get(feature)
         ok, detail = _enough(observations.get(feature), t.min_drift_samples)
         verdict = _verdict(value, t.psi_warning, t.psi_critical) if ok else "NO DATA"
@@ -667,7 +742,9 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
     drift_checks.sort(key=lambda ch: -(ch.value if ch.value is not None and math.isfinite(ch.value) else -1))
     checks += drift_checks
     missing_ratio = a.per_feature("missing_ratio", name, dw)
-    for feature in features:
+    if t.drift_test == "evidence":
+        checks += _missing_evidence(model, features, missing_ratio, a, missing)
+    for feature in features if t.drift_test == "psi" else ():
         value = missing_ratio.get(feature)
         checks.append(
             Check(
@@ -843,7 +920,8 @@ def gather_status(
     mlflow_state = BackendState(mlflow_uri, ok=registry is not None, error=None if registry else "not asked")
     # The questions that do not depend on each other's answers go out together: Prometheus evaluates the
     # queries side by side and answers the alerts and the range query meanwhile, and the registry is read.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    # Enough workers for every request at once: eight queries, the alerts, the range query and the registry.
+    with ThreadPoolExecutor(max_workers=len(PER_FEATURE_CHECKS) + 5) as pool:
         from_registry: Future[Mapping[str, RegistryState | str]] | None = None
         if registry is not None and models:
             from_registry = pool.submit(registry, models)

@@ -224,7 +224,7 @@ def test_render_alerts_to_stdout_and_file(tmp_path: Path) -> None:
 def test_render_alerts_updates_only_rule_files(tmp_path: Path) -> None:
     run("init", "--no-input", cwd=tmp_path)
     spec = tmp_path / "mlmon.yaml"
-    spec.write_text(spec.read_text().replace("psi_critical: 0.25", "psi_critical: 0.4"))
+    spec.write_text(spec.read_text().replace("psi_critical: 0.2 ", "psi_critical: 0.4 "))
     code, out, _ = run("render-alerts", cwd=tmp_path)
     assert code == 0
     assert out.splitlines() == [

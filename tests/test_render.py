@@ -139,8 +139,11 @@ def test_psi_rule_matches_the_documented_shape(minimal_spec: Spec) -> None:
         "/ on (model, version, feature, bin) model_feature_bin:mlmon_feature_reference_ratio:clamped ) )"
     )
     # The reference, recorded once per step for every window: a few failed scrapes do not take it away.
-    assert " ".join(rules["model_feature_bin:mlmon_feature_reference_ratio:clamped"].split()) == (
-        "clamp_min(max by (model, version, feature, bin) (last_over_time(mlmon_feature_reference_ratio[10m])), 0.0001)"
+    assert " ".join(rules["model_feature_bin:mlmon_feature_reference_ratio:last"].split()) == (
+        "max by (model, version, feature, bin) (last_over_time(mlmon_feature_reference_ratio[10m]))"
+    )
+    assert rules["model_feature_bin:mlmon_feature_reference_ratio:clamped"] == (
+        "clamp_min(model_feature_bin:mlmon_feature_reference_ratio:last, 0.0001)"
     )
 
 

@@ -32,11 +32,15 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     assert model.task == "classification"
     assert model.metrics_path == "/metrics"
     assert model.thresholds == Thresholds()
-    assert (model.thresholds.psi_warning, model.thresholds.psi_critical, model.thresholds.drift_window) == (
-        0.1,
-        0.25,
+    t = model.thresholds
+    assert (t.drift_test, t.false_alarms_per_week, t.drift_min_psi, t.psi_critical, t.drift_window) == (
+        "evidence",
+        0.05,
+        0.01,
+        0.2,
         "1h",
     )
+    assert (t.psi_warning, t.missing_ratio, t.missing_min_increase) == (0.1, 0.1, 0.02)
     assert spec.prometheus.url == "http://127.0.0.1:9090"
     assert spec.mlflow.tracking_uri == "sqlite:///mlflow.db"
     assert spec.windows() == ("1h", "6h")
@@ -89,6 +93,19 @@ def test_metric_directions_for_compare_runs() -> None:
     error = error_of(MINIMAL + "mlflow:\n  metrics: {auc: highest}\n")
     assert "mlflow.metrics.auc" in str(error) and "mlmon.yaml:5" in str(error)
     assert error.hint is not None and "min" in error.hint
+
+
+def test_drift_test_settings_are_checked() -> None:
+    base = "models:\n  - name: m\n    targets: ['h:1']\n    thresholds:\n"
+    assert "drift_test: must be one of" in error_of(base + "      drift_test: ks\n").message
+    assert (
+        "drift_min_psi (0.3) must be below psi_critical (0.2)"
+        in error_of(base + "      drift_min_psi: 0.3\n").message
+    )
+    assert (
+        "false_alarms_per_week: must be at least"
+        in error_of(base + "      false_alarms_per_week: 0\n").message
+    )
 
 
 def test_psi_warning_must_be_below_critical() -> None:
@@ -197,7 +214,17 @@ printable = st.text(
 
 
 @given(name=printable)
-def test_any_printable_name_loads_unchanged(name: str) -> None:
-    spec = spec_from_dict({"models": [{"name": name, "targets": ["127.0.0.1:1"], "features": [name]}]})
+def test_any_printable_name_loads_unchanged_or_is_refused_as_a_look_alike(name: str) -> None:
+    """A name loads as it is, unless it hides a character (mlmon.names): then the error says which."""
+    from mlmon.names import hidden_characters
+
+    document = {"models": [{"name": name, "targets": ["127.0.0.1:1"], "features": [name]}]}
+    problem = hidden_characters(name)
+    if problem is not None:
+        with pytest.raises(SpecError) as info:
+            spec_from_dict(document)
+        assert problem in info.value.message
+        return
+    spec = spec_from_dict(document)
     assert spec.models[0].name == name
     assert spec.models[0].features[0].name == name

@@ -55,8 +55,11 @@ HEALTHY: dict[str, str] = {
     "latency_p95": "0.05",
     "latency_p99": "0.1",
     "feature_psi": "0.01",
+    "feature_drift_z": "1.5",
     "feature_observations": "500",
     "missing_ratio": "0",
+    "missing_z": "0",
+    "missing_rise": "0",
     "prediction_psi": "0.02",
     "prediction_observations": "500",
     "confidence": "0.88",
@@ -66,7 +69,14 @@ HEALTHY: dict[str, str] = {
     "f1": "0.8",
     "invalid_input": "0",
 }
-PER_FEATURE = {"feature_psi", "feature_observations", "missing_ratio"}
+PER_FEATURE = {
+    "feature_psi",
+    "feature_drift_z",
+    "feature_observations",
+    "missing_ratio",
+    "missing_z",
+    "missing_rise",
+}
 # The instant queries of one run: each per-feature check in a query of its own, every other check joined.
 QUERIES = 1 + len(PER_FEATURE_CHECKS)
 WINDOWED = PER_FEATURE | {
@@ -463,6 +473,7 @@ def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
     server = StatusServer.healthy(fake, ["a", "b"])
     server.values[("a", "error_ratio")] = "NaN"  # 0/0: no requests in the rate window
     server.values[("a", "feature_psi")] = {"income": "NaN", "age": "0.5", "region": "0.01"}
+    server.values[("a", "feature_drift_z")] = {"income": "NaN", "age": "9", "region": "1"}
     server.values[("a", "latency_p99")] = "+Inf"  # histogram_quantile beyond the last finite bucket
     server.values[("a", "latency_p95")] = "+Inf"
     server.values[("b", "prediction_psi")] = "NaN"
@@ -506,7 +517,7 @@ def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
     code, view, err = human_view(fake, tmp_path)
     assert code == 0
     assert re.search(r"latency_p99\s+inf\s+1\s+CRIT", view), view
-    assert re.search(r"feature_psi income\s+nan\s+0\.1\s+NO DATA", view), view
+    assert re.search(r"feature_psi income\s+nan\s+0\.01\s+NO DATA", view), view
 
 
 def test_empty_results_give_no_data_for_every_model_and_check_passes(
@@ -540,6 +551,7 @@ def test_partial_data_judges_what_was_answered_and_says_no_data_for_the_rest(
     for check in ("targets_up", "targets_total", "request_rate"):
         server.values[("b", check)] = HEALTHY[check]
     server.values[("b", "feature_psi")] = {"income": "0.15", "age": "0.9"}
+    server.values[("b", "feature_drift_z")] = {"income": "7", "age": "9"}
     server.values[("b", "feature_observations")] = {"income": "500", "age": "20"}
     server.install()
     code, report, _, err = status(fake, tmp_path, ["a", "b", "c"])

@@ -124,6 +124,8 @@ class _Metrics:
         self.reference_confidence_mean = gauge(c.REFERENCE_CONFIDENCE_MEAN)
         self.feature_bin = counter(c.FEATURE_BIN)
         self.feature_reference_ratio = gauge(c.FEATURE_REFERENCE_RATIO)
+        self.feature_reference_observations = gauge(c.FEATURE_REFERENCE_OBSERVATIONS)
+        self.feature_reference_missing_ratio = gauge(c.FEATURE_REFERENCE_MISSING_RATIO)
         self.feature_missing = counter(c.FEATURE_MISSING)
         self.invalid_input = counter(c.INVALID_INPUT)
         self.feedback = counter(c.FEEDBACK)
@@ -289,6 +291,11 @@ class ModelMonitor:
             child.inc(0)
             bins.append(child)
             m.feature_reference_ratio.labels(*mv, feature.name, label).set(ratio)
+        if (
+            feature.count > 0
+        ):  # a profile written before counts were kept leaves the rules to assume a large one
+            m.feature_reference_observations.labels(*mv, feature.name).set(feature.count)
+        m.feature_reference_missing_ratio.labels(*mv, feature.name).set(feature.missing_ratio)
         missing = m.feature_missing.labels(*mv, feature.name)
         missing.inc(0)
         slot = _FeatureSlot(
