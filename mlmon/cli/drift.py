@@ -39,21 +39,28 @@ def drift_command(
         ),
     ],
     method: Annotated[
-        Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon"] | None,
+        Literal["evidence", "ks", "wasserstein", "psi", "chisquare", "jensenshannon"] | None,
         typer.Option(
-            help="The statistic behind the verdict, for the features it applies to "
-            "(default: wasserstein for numerical features, jensenshannon for categorical ones; against a "
-            "profile, which keeps bins rather than values, psi for numerical features)."
+            help="The statistic behind the verdict, for the features it applies to (default: evidence, as "
+            "the live alerts judge drift: the chi-square of the profile's bins, both sample sizes in it, "
+            "as a z score, and a PSI above --min-psi)."
         ),
     ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
             min=0.0,
-            help="Drift threshold: p-value below it (ks, chisquare), else statistic above "
-            "(default: 0.05 for p-values, 0.1 for the distances and PSI).",
+            help="Drift threshold: z above it (evidence), p-value below it (ks, chisquare), else statistic "
+            "above (default: the z of a budget of 0.05 false alarms a week for this many features; 0.05 for "
+            "p-values; 0.1 for the distances and PSI).",
         ),
     ] = None,
+    min_psi: Annotated[
+        float,
+        typer.Option(
+            "--min-psi", min=0.0, help="evidence: the smallest change (as PSI) that counts as drift."
+        ),
+    ] = 0.01,
     psi_bins: Annotated[
         Literal["quantile", "sturges"],
         typer.Option(help="quantile: the profile's bins, as the live rules; sturges: Evidently's PSI."),
@@ -102,10 +109,11 @@ def drift_command(
 ) -> None:
     """Report, per feature, whether its distribution moved between REFERENCE and CURRENT.
 
-    Numerical features: Wasserstein distance over the reference standard deviation (drift above 0.1), with
-    KS reported; categorical: Jensen-Shannon distance (drift above 0.1), with chi-square reported; every
-    feature: PSI on the profile's bins, the same number the live Prometheus rules give. Against a profile
-    (bins, not values) a numerical feature's verdict is its PSI.
+    Every feature is judged as the live alerts judge it: the evidence (the chi-square of the profile's bins
+    against the reference's, both sample sizes in it, as a z score) above the z a budget of false alarms
+    allows, and a change (PSI on the same bins) above --min-psi. KS and the Wasserstein distance (numerical),
+    chi-square and the Jensen-Shannon distance (categorical) and PSI are reported beside it; --method makes
+    one of them the verdict, with its fixed --threshold.
 
     Identifier and timestamp columns (a request id, an ISO date-time, epoch seconds named ts) are left out
     unless named with --feature; the report says which. A text column that holds numbers but in at most 5%
@@ -127,6 +135,7 @@ def drift_command(
             current_side,
             method=method,
             threshold=threshold,
+            min_psi=min_psi,
             psi_bins=psi_bins,
             features=feature,
             exclude=exclude or (),
@@ -214,7 +223,7 @@ def _print_report(report: DriftReport) -> None:
             f"{f.statistic:.4g}",
             "-" if f.p_value is None else f"{f.p_value:.3g}",
             f"{f.psi:.4f}",
-            f"{f.threshold:g}",
+            f"{f.threshold:.3g}",
             "[bold red]DRIFT[/]" if f.drift else "ok",
             f"{f.missing_ratio_reference:.1%} / {f.missing_ratio_current:.1%}",
             histogram(f),

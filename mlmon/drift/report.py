@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mlmon.contract import DEFAULT_BINS, PSI_EPSILON
 from mlmon.drift.columns import ColumnChoiceError, LeftOut, choose_features, numbers_in_text
+from mlmon.drift.evidence import ASSUMED_REFERENCE_OBSERVATIONS, z_threshold
 from mlmon.errors import MlmonError
 
 if TYPE_CHECKING:
@@ -50,10 +51,11 @@ if TYPE_CHECKING:
 
     Array = npt.NDArray[Any]
 
-Method = Literal["ks", "wasserstein", "psi", "chisquare", "jensenshannon"]
+Method = Literal["evidence", "ks", "wasserstein", "psi", "chisquare", "jensenshannon"]
 PsiBins = Literal["quantile", "sturges"]
-METHODS: tuple[Method, ...] = ("ks", "wasserstein", "psi", "chisquare", "jensenshannon")
+METHODS: tuple[Method, ...] = ("evidence", "ks", "wasserstein", "psi", "chisquare", "jensenshannon")
 DEFAULT_THRESHOLDS: dict[Method, float] = {
+    "evidence": math.nan,  # from the false-alarm budget and the features compared: see drift_report
     "ks": 0.05,
     "chisquare": 0.05,
     "wasserstein": 0.1,
@@ -62,6 +64,7 @@ DEFAULT_THRESHOLDS: dict[Method, float] = {
 }
 P_VALUE_METHODS = frozenset({"ks", "chisquare"})
 APPLIES_TO: dict[Method, frozenset[str]] = {
+    "evidence": frozenset({"numerical", "categorical"}),
     "ks": frozenset({"numerical"}),
     "wasserstein": frozenset({"numerical"}),
     "chisquare": frozenset({"categorical"}),
@@ -69,6 +72,10 @@ APPLIES_TO: dict[Method, frozenset[str]] = {
     "psi": frozenset({"numerical", "categorical"}),
 }
 DEFAULT_TOP_K = 20
+# The evidence's defaults, the same as a model's in mlmon.yaml (mlmon.spec.Thresholds).
+DEFAULT_MIN_PSI = 0.01
+DEFAULT_FALSE_ALARMS_PER_WEEK = 0.05
+EVIDENCE_WINDOW_SECONDS = 3600.0
 NOT_FROM_PROFILE = "the reference is a profile, which keeps bins but not the raw values this test needs"
 
 
@@ -93,6 +100,7 @@ class FeatureDrift:
     count_reference: int
     count_current: int
     new_categories: tuple[str, ...] = ()
+    evidence_z: float | None = None  # the evidence of drift (see mlmon.drift.evidence), whatever the method
     ks_statistic: float | None = None
     ks_p_value: float | None = None
     wasserstein_normed: float | None = None
@@ -145,6 +153,7 @@ class FeatureDrift:
             "count_reference": self.count_reference,
             "count_current": self.count_current,
             "new_categories": list(self.new_categories),
+            "evidence_z": self.evidence_z,
             "ks_statistic": self.ks_statistic,
             "ks_p_value": self.ks_p_value,
             "wasserstein_normed": self.wasserstein_normed,
@@ -222,6 +231,8 @@ def drift_report(
     feature_types: Mapping[str, str] | None = None,
     method: Method | None = None,
     threshold: float | None = None,
+    min_psi: float = DEFAULT_MIN_PSI,
+    false_alarms_per_week: float = DEFAULT_FALSE_ALARMS_PER_WEEK,
     psi_bins: PsiBins = "quantile",
     bins: int = DEFAULT_BINS,
     top_k: int = DEFAULT_TOP_K,
@@ -262,6 +273,10 @@ def drift_report(
     reference_names = list(profile.feature_names) if profile is not None else list(reference_columns)
     names, left_out = _choose_features(profile, reference_columns, current, features, exclude)
     types = dict(feature_types or {})
+    # The evidence threshold a live model with these features gets from the same budget (an hour's window),
+    # so that the same counts give the same verdict offline and live.
+    evidence_z = z_threshold(false_alarms_per_week, max(len(names), 1), EVIDENCE_WINDOW_SECONDS)
+    limits = _Limits(threshold, evidence_z, min_psi)
     rows_current = _rows(current)
     rows_reference = profile.rows if profile is not None else _rows(reference_columns)
 
@@ -282,7 +297,7 @@ def drift_report(
                 _, current_array, cells = _text_as_numbers({"current": current_array})
                 if cells:
                     text_cells[name] = cells
-            arguments: tuple[Any, ...] = (feature_profile, current_array, method, threshold)
+            arguments: tuple[Any, ...] = (feature_profile, current_array, method, limits)
             jobs.append((name, _bind(_compare_to_profile, *arguments)))
         else:
             reference_array = reference_columns[name]
@@ -304,7 +319,7 @@ def drift_report(
             kind: FeatureKind = (
                 "numerical" if declared == "numerical" or (declared is None and numeric) else "categorical"
             )
-            arguments = (name, kind, reference_array, current_array, method, threshold, psi_bins, bins, top_k)
+            arguments = (name, kind, reference_array, current_array, method, limits, psi_bins, bins, top_k)
             jobs.append((name, _bind(_compare_columns, *arguments)))
     if features is None:
         chosen_or_left_out = set(names) | {column.name for column in left_out}
@@ -483,14 +498,14 @@ def _compare_columns(
     reference_values: Any,
     current_values: Any,
     method: Method | None,
-    threshold: float | None,
+    limits: _Limits,
     psi_bins: PsiBins,
     bins: int,
     top_k: int,
 ) -> FeatureDrift:
     if kind == "numerical":
-        return _compare_numerical(name, reference_values, current_values, method, threshold, psi_bins, bins)
-    return _compare_categorical(name, reference_values, current_values, method, threshold, psi_bins, top_k)
+        return _compare_numerical(name, reference_values, current_values, method, limits, psi_bins, bins)
+    return _compare_categorical(name, reference_values, current_values, method, limits, psi_bins, top_k)
 
 
 def _compare_numerical(
@@ -498,7 +513,7 @@ def _compare_numerical(
     reference_values: Any,
     current_values: Any,
     method: Method | None,
-    threshold: float | None,
+    limits: _Limits,
     psi_bins: PsiBins,
     bins: int,
 ) -> FeatureDrift:
@@ -518,35 +533,40 @@ def _compare_numerical(
         comparison = compare_runs(both * scale, reference.values.size)
         std = float(np.std(reference.values * scale))
     normed = comparison.wasserstein / std if std > 0 else (0.0 if comparison.wasserstein == 0 else math.inf)
+    # The profile's rule (mlmon.drift.build): quantile edges of the sorted finite reference values, and
+    # bin i holds edges[i-1] <= x < edges[i], i.e. bisect_right, as FeatureProfile.bin_of counts live. The
+    # evidence is always judged on these bins, as the live rules judge it.
+    quantiles = quantile_edges(reference.values, bins)
+    current_counts = _sorted_bin_counts(current.values, quantiles)
+    reference_shares = tuple(shares(_sorted_bin_counts(reference.values, quantiles)))
+    current_shares = tuple(shares(current_counts))
+    psi_value = quantile_psi = _psi(current_shares, reference_shares)
+    evidence = _evidence_z(current_counts, reference_shares, reference.values.size)
+    labels = tuple(str(i) for i in range(len(quantiles) + 1))
+    interior = tuple(quantiles.tolist())
     if psi_bins == "sturges":
         psi_value, edges, ref_shares, cur_shares = sturges_psi(reference.values, current.values)
         labels = tuple(f"{low:.4g}..{high:.4g}" for low, high in pairwise(edges.tolist()))
         reference_shares, current_shares = tuple(ref_shares.tolist()), tuple(cur_shares.tolist())
         interior = tuple(edges[1:-1].tolist())
-    else:
-        # The profile's rule (mlmon.drift.build): quantile edges of the sorted finite reference values, and
-        # bin i holds edges[i-1] <= x < edges[i], i.e. bisect_right, as FeatureProfile.bin_of counts live.
-        quantiles = quantile_edges(reference.values, bins)
-        reference_shares = tuple(shares(_sorted_bin_counts(reference.values, quantiles)))
-        current_shares = tuple(shares(_sorted_bin_counts(current.values, quantiles)))
-        psi_value = _psi(current_shares, reference_shares)
-        labels = tuple(str(i) for i in range(len(quantiles) + 1))
-        interior = tuple(quantiles.tolist())
     statistics: dict[Method, tuple[float, float | None]] = {
+        "evidence": (evidence, None),
         "ks": (comparison.ks_statistic, comparison.ks_p_value),
         "wasserstein": (normed, None),
         "psi": (psi_value, None),
     }
-    chosen = _choose(method, "numerical", "wasserstein")
+    chosen = _choose(method, "numerical", "evidence")
     return _verdict(
         name,
         "numerical",
         chosen,
         statistics[chosen],
         psi_value,
-        threshold,
+        limits,
         reference,
         current,
+        evidence_psi=quantile_psi,
+        evidence_z=evidence,
         ks_statistic=comparison.ks_statistic,
         ks_p_value=comparison.ks_p_value,
         wasserstein_normed=normed,
@@ -620,7 +640,7 @@ def _compare_categorical(
     reference_values: Any,
     current_values: Any,
     method: Method | None,
-    threshold: float | None,
+    limits: _Limits,
     psi_bins: PsiBins,
     top_k: int,
 ) -> FeatureDrift:
@@ -640,17 +660,19 @@ def _compare_categorical(
     ref_top = [reference_counts[c] for c in top]
     cur_top = [current_counts.get(c, 0) for c in top]
     reference_shares = tuple(shares([*ref_top, sum(reference_counts.values()) - sum(ref_top)]))
-    current_shares = tuple(shares([*cur_top, sum(current_counts.values()) - sum(cur_top)]))
+    current_binned = [*cur_top, sum(current_counts.values()) - sum(cur_top)]
+    current_shares = tuple(shares(current_binned))
+    psi_value = quantile_psi = _psi(current_shares, reference_shares)
     if psi_bins == "sturges":
         psi_value = evidently_category_psi(ref_all, cur_all)
-    else:
-        psi_value = _psi(current_shares, reference_shares)
+    evidence = _evidence_z(current_binned, reference_shares, sum(reference_counts.values()))
     statistics: dict[Method, tuple[float, float | None]] = {
+        "evidence": (evidence, None),
         "chisquare": (chi2_statistic, chi2_p),
         "jensenshannon": (js, None),
         "psi": (psi_value, None),
     }
-    chosen = _choose(method, "categorical", "jensenshannon")
+    chosen = _choose(method, "categorical", "evidence")
     reference_present = sum(reference_counts.values())
     current_present = sum(current_counts.values())
     return FeatureDrift(
@@ -660,9 +682,11 @@ def _compare_categorical(
             chosen,
             statistics[chosen],
             psi_value,
-            threshold,
+            limits,
             (reference_missing, current_missing, reference_present, current_present),
+            evidence_psi=quantile_psi,
         ),
+        evidence_z=evidence,
         new_categories=tuple(c for c in union if c not in reference_counts),
         chisquare_statistic=chi2_statistic,
         chisquare_p_value=chi2_p,
@@ -678,7 +702,7 @@ def _compare_categorical(
 
 
 def _compare_to_profile(
-    profile: FeatureProfile, current_values: Any, method: Method | None, threshold: float | None
+    profile: FeatureProfile, current_values: Any, method: Method | None, limits: _Limits
 ) -> FeatureDrift:
     """PSI and chi-square on the profile's own bins; tests needing raw reference values are unavailable."""
     import numpy as np
@@ -706,7 +730,10 @@ def _compare_to_profile(
     reference_counts = [share * profile.count for share in reference_shares]
     chi2_statistic, chi2_p = chi_square(reference_counts, counts)
     js = jensen_shannon(reference_shares, current_shares)
+    # A profile written before counts were kept: its reference is taken as exact, as the live rules take it.
+    evidence = _evidence_z(counts, reference_shares, profile.count or ASSUMED_REFERENCE_OBSERVATIONS)
     statistics: dict[Method, tuple[float, float | None]] = {
+        "evidence": (evidence, None),
         "chisquare": (chi2_statistic, chi2_p),
         "jensenshannon": (js, None),
         "psi": (psi_value, None),
@@ -714,12 +741,10 @@ def _compare_to_profile(
     unavailable = dict(_not_applicable(profile.kind))
     if profile.kind == "numerical":
         unavailable.update({"ks": NOT_FROM_PROFILE, "wasserstein": NOT_FROM_PROFILE})
-        # On bins, chi-square and JS compare the binned shares; the default verdict falls back to PSI.
-        default: Method = "psi"
+        # On bins, chi-square and JS compare the binned shares; KS and Wasserstein fall back to the evidence.
         if method in ("ks", "wasserstein"):
             method = None
-    else:
-        default = "jensenshannon"
+    default: Method = "evidence"
     chosen = method if method in statistics else default
     return FeatureDrift(
         **_common(
@@ -728,9 +753,10 @@ def _compare_to_profile(
             chosen,
             statistics[chosen],
             psi_value,
-            threshold,
+            limits,
             (profile.missing_ratio, missing, profile.count, present),
         ),
+        evidence_z=evidence,
         new_categories=new_categories,
         chisquare_statistic=chi2_statistic,
         chisquare_p_value=chi2_p,
@@ -744,6 +770,26 @@ def _compare_to_profile(
 
 
 # -- shared -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What a verdict is measured against: the user's threshold for the chosen method (None: its default),
+    and for the evidence its z threshold and its effect floor (PSI)."""
+
+    threshold: float | None
+    evidence_z: float
+    min_psi: float
+
+
+def _evidence_z(
+    current_counts: Sequence[float], reference_shares: Sequence[float], reference_count: float
+) -> float:
+    """The two-sample chi-square of the bins as a z score (mlmon.drift.evidence), as the live rules record it."""
+    from mlmon.drift.evidence import chi_square_homogeneity, wilson_hilferty_z
+
+    statistic, degrees = chi_square_homogeneity(current_counts, reference_shares, reference_count)
+    return wilson_hilferty_z(statistic, degrees)
 
 
 def _psi(current_shares: Sequence[float], reference_shares: Sequence[float]) -> float:
@@ -766,15 +812,23 @@ def _common(
     method: Method,
     result: tuple[float, float | None],
     psi_value: float,
-    threshold: float | None,
+    limits: _Limits,
     sides: tuple[float, float, int, int],
+    evidence_psi: float | None = None,
 ) -> dict[str, Any]:
+    """The verdict and the fields every feature has. The evidence is judged with the PSI of the profile's
+    bins (``evidence_psi``, where ``psi_value`` is Evidently's) as its effect size."""
     statistic, p_value = result
     if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
         # Never a verdict: NaN compares False with every threshold and would read as "no drift".
         raise _Skip(name, f"its {method} statistic is not a number (NaN), so no verdict can be given")
-    limit = threshold if threshold is not None else DEFAULT_THRESHOLDS[method]
-    drift = (p_value is not None and p_value < limit) if method in P_VALUE_METHODS else statistic > limit
+    if method == "evidence":
+        limit = limits.threshold if limits.threshold is not None else limits.evidence_z
+        effect = psi_value if evidence_psi is None else evidence_psi
+        drift = statistic > limit and effect > limits.min_psi
+    else:
+        limit = limits.threshold if limits.threshold is not None else DEFAULT_THRESHOLDS[method]
+        drift = (p_value is not None and p_value < limit) if method in P_VALUE_METHODS else statistic > limit
     return {
         "name": name,
         "kind": kind,
@@ -797,9 +851,10 @@ def _verdict(
     method: Method,
     result: tuple[float, float | None],
     psi_value: float,
-    threshold: float | None,
+    limits: _Limits,
     reference: _Side,
     current: _Side,
+    evidence_psi: float | None = None,
     **details: Any,
 ) -> FeatureDrift:
     sides = (
@@ -808,4 +863,5 @@ def _verdict(
         int(reference.values.size),
         int(current.values.size),
     )
-    return FeatureDrift(**_common(name, kind, method, result, psi_value, threshold, sides), **details)
+    common = _common(name, kind, method, result, psi_value, limits, sides, evidence_psi)
+    return FeatureDrift(**common, **details)
