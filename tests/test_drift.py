@@ -60,7 +60,7 @@ def test_chi_square_and_js_equal_scipy() -> None:
     assert feature.jensenshannon == pytest.approx(jensenshannon([50, 30, 20, 0], [40, 35, 20, 5]), abs=1e-12)
     assert feature.chisquare_statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert feature.new_categories == ("new",)
-    assert feature.method == "jensenshannon"
+    assert feature.method == "evidence"  # the default verdict; JS and chi-square are reported beside it
 
 
 def test_quantile_psi_equals_live_psi_over_bin_of() -> None:
@@ -78,9 +78,11 @@ def test_quantile_psi_equals_live_psi_over_bin_of() -> None:
     assert feature.psi == pytest.approx(live, abs=1e-15)
     assert feature.reference_shares == pytest.approx(profile.reference_ratios, abs=0)
     assert feature.missing_ratio_current == 100 / 4_000
-    # Wasserstein over the reference std, the default verdict: a 0.3-sigma shift is drift.
-    assert feature.method == "wasserstein" and feature.drift
-    assert feature.statistic == pytest.approx(stats.wasserstein_distance(x, y[100:]) / np.std(x), abs=1e-12)
+    # The evidence, the default verdict: a 0.3-sigma shift over 4,000 and 5,000 rows is drift.
+    assert feature.method == "evidence" and feature.drift and feature.statistic > 10
+    assert feature.wasserstein_normed == pytest.approx(
+        stats.wasserstein_distance(x, y[100:]) / np.std(x), abs=1e-12
+    )
 
 
 def test_sturges_psi_matches_evidently_formula() -> None:
@@ -156,10 +158,7 @@ def test_cli_json_keys_and_fail_on_drift(tmp_path: Path) -> None:
     keys = {"name", "type", "method", "statistic", "p_value", "psi", "threshold", "drift"}
     keys |= {"missing_ratio_reference", "missing_ratio_current"}
     assert keys <= set(data["features"][0])
-    assert {f["name"]: f["method"] for f in data["features"]} == {
-        "x": "wasserstein",
-        "colour": "jensenshannon",
-    }
+    assert {f["name"]: f["method"] for f in data["features"]} == {"x": "evidence", "colour": "evidence"}
     failed = runner.invoke(app, ["drift", str(reference), str(current), "--fail-on-drift"])
     assert failed.exit_code == 3
     assert "DRIFT" in failed.stdout and "ref " in failed.stdout
@@ -175,7 +174,7 @@ def test_cli_no_drift_exits_0_and_method_override(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     by_name = {f["name"]: f for f in data["features"]}
     assert by_name["x"]["method"] == "ks" and by_name["x"]["p_value"] == 1.0
-    assert by_name["colour"]["method"] == "jensenshannon"
+    assert by_name["colour"]["method"] == "evidence"  # ks is not a test for categorical features
 
 
 def test_cli_profile_reference_reports_ks_unavailable(tmp_path: Path) -> None:
@@ -186,7 +185,7 @@ def test_cli_profile_reference_reports_ks_unavailable(tmp_path: Path) -> None:
     result = runner.invoke(app, ["drift", str(profile_path), str(current), "--json"])
     assert result.exit_code == 0, result.output
     x = next(f for f in json.loads(result.stdout)["features"] if f["name"] == "x")
-    assert x["method"] == "psi" and x["drift"] is True
+    assert x["method"] == "evidence" and x["drift"] is True
     assert "raw values" in x["unavailable"]["ks"]
     direct = json.loads(runner.invoke(app, ["drift", str(reference), str(current), "--json"]).stdout)
     assert x["psi"] == pytest.approx(
