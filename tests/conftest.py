@@ -48,6 +48,20 @@ def require_tool(name: str, debian_package: str) -> str:
     return path
 
 
+def require_mlflow_server() -> str:
+    """The `mlflow` that can serve (tests.servers.mlflow_server_binary); skip without it, or fail when CI
+    requires the tools."""
+    from tests.servers import mlflow_server_binary
+
+    binary = mlflow_server_binary()
+    if binary is None:
+        message = "`mlflow server` needs the full mlflow package (pip install mlflow)"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
+        pytest.skip(message)
+    return binary
+
+
 @pytest.fixture(scope="session")
 def promtool() -> str:
     return require_tool("promtool", "prometheus")

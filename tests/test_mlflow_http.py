@@ -11,20 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REQUIRE_TOOLS, run_cli
-from tests.servers import mlflow_server, mlflow_server_binary
+from tests.conftest import require_mlflow_server, run_cli
+from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def tracking_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = mlflow_server_binary()
-    if binary is None:
-        message = "`mlflow server` needs the full mlflow package (pip install mlflow)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
-        pytest.skip(message)
+    binary = require_mlflow_server()
     root = tmp_path_factory.mktemp("mlflow-http")
     with mlflow_server(binary, f"sqlite:///{root / 'mlflow.db'}", root) as url:
         yield url

@@ -19,8 +19,8 @@ from mlmon.registry import (
     registry_lookup,
 )
 from mlmon.spec import ModelSpec
-from tests.conftest import REQUIRE_TOOLS
-from tests.servers import free_port, mlflow_server, mlflow_server_binary
+from tests.conftest import require_mlflow_server
+from tests.servers import free_port, mlflow_server
 
 MODELS = (
     ModelSpec("credit", "credit-risk"),  # champion -> 2; version 3 deleted; legacy stages
@@ -69,12 +69,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def server(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = mlflow_server_binary()
-    if binary is None:
-        message = "`mlflow server` needs the full mlflow package (pip install mlflow)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
-        pytest.skip(message)
+    binary = require_mlflow_server()
     with mlflow_server(binary, store, tmp_path_factory.mktemp("server")) as url:
         yield url
 
@@ -200,11 +195,7 @@ def test_a_registry_of_its_own_reads_versions_there_and_metrics_from_the_trackin
 def test_a_registry_server_of_its_own_over_rest(
     split_stores: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    binary = mlflow_server_binary()
-    if binary is None:
-        if REQUIRE_TOOLS:
-            pytest.fail("`mlflow server` needs the full mlflow package; MLMON_REQUIRE_TOOLS is set")
-        pytest.skip("`mlflow server` needs the full mlflow package (pip install mlflow)")
+    binary = require_mlflow_server()
     tracking, registry = split_stores
     with (
         mlflow_server(binary, tracking, tmp_path_factory.mktemp("tracking")) as tracking_url,
