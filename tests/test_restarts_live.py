@@ -169,19 +169,32 @@ def test_counts_and_alerts_survive_restart_deploy_and_failed_scrapes(
             """Wait until the window's request and feedback counts hold everything sent (so every process's
             last counts were scraped and counted), then check every other count and statistic."""
 
+            seen: list[tuple[float, float]] = []  # what the window held at each look, for the failure message
+
             def settled() -> bool | None:
                 counted = by_label(query(url, f"model_status:mlmon_requests:count{WINDOW}"), "status")
                 feedback = query(url, f"model:mlmon_feedback:count{WINDOW}")
                 total = float(feedback[0]["value"][1]) if feedback else 0.0
                 sent = (traffic.requests, len(traffic.feedback))
-                return True if (sum(counted.values()), total) == sent else None
+                seen.append((sum(counted.values()), total))
+                return True if seen[-1] == sent else None
 
-            poll(
-                settled,
-                90,
-                f"{what}: the window to count {traffic.requests} requests and {len(traffic.feedback)} feedbacks",
-                tmp_path / "prometheus" / "prometheus.log",
-            )
+            try:
+                poll(
+                    settled,
+                    90,
+                    f"{what}: the window to count {traffic.requests} requests and {len(traffic.feedback)} "
+                    "feedbacks",
+                    tmp_path / "prometheus" / "prometheus.log",
+                )
+            except AssertionError as exc:
+                looks = sorted(set(seen), key=seen.index)[-10:]
+                missed = query(url, "sum by (rule_group) (prometheus_rule_group_iterations_missed_total) > 0")
+                failed = query(url, "sum by (rule_group) (prometheus_rule_evaluation_failures_total) > 0")
+                raise AssertionError(
+                    f"{exc}\nthe window held (requests, feedbacks), last distinct: {looks}"
+                    f"\nrule groups with missed iterations: {missed}; with failed evaluations: {failed}"
+                ) from None
             _assert_window_equals_truth(url, profile, traffic, what)
 
         send([port_a, port_b], drifted=False)
