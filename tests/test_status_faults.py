@@ -243,8 +243,10 @@ def status(
         fake.url,
         "--mlflow-uri",
         mlflow_uri or f"sqlite:///{tmp_path / 'missing.db'}",
+        # Room for the scripted server, which answers from this process: these tests are not about time
+        # (those that are pass a --timeout of their own, which comes later and wins).
         "--timeout",
-        "1",
+        "5",
         *args,
         cwd=tmp_path,
         env=env,
@@ -268,7 +270,7 @@ def human_view(
         "--mlflow-uri",
         f"sqlite:///{tmp_path / 'missing.db'}",
         "--timeout",
-        "1",
+        "5",
         cwd=tmp_path,
         env=env,
     )
