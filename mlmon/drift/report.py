@@ -1,25 +1,28 @@
 """Offline drift reports: compare reference data (or a reference profile) with current data, per feature.
 
-Defaults, and why:
+The default verdict, and why:
 
-* Numerical features are judged by the **Wasserstein-1 distance normed by the reference standard
-  deviation**, drift above 0.1 (a tenth of a standard deviation of mass moved). The Kolmogorov-Smirnov test
-  is computed and reported too, but not used for the verdict by default: at a million rows its p-value is
-  below 0.05 for shifts far too small to matter, the known complaint about other tools. PSI is reported
-  too but is not the default verdict either: it grows with the square of a shift, so a 0.3-sigma mean shift
-  gives a PSI near 0.09, under the usual 0.1 threshold.
-* Categorical features are judged by the **Jensen-Shannon distance** (natural log), drift above 0.1; the
-  chi-square test is reported beside it, with the same caveat as KS at large samples.
-* Every feature gets the PSI on the reference profile's bins (quantile edges, or top-K categories plus
-  ``__other__``), counted with the rule of :meth:`FeatureProfile.bin_of` and clamped with ``PSI_EPSILON``,
-  so the offline PSI equals the PSI the Prometheus recording rules compute live on the same data.
-  ``psi_bins="sturges"`` instead reproduces Evidently's PSI (equal-width Sturges bins over both samples,
-  Evidently's zero fill), to compare numbers with it.
+* Every feature, numerical or categorical, is judged by the **evidence** (:mod:`mlmon.drift.evidence`), as the
+  live alerts judge it: the two-sample chi-square of its bins (the profile's quantile bins, or its top-K
+  categories and ``__other__``) against the reference's, with both sample sizes in it, as a Wilson-Hilferty z,
+  above the z a budget of false alarms gives for the number of features compared (``false_alarms_per_week``,
+  an hour's window), and the PSI of the same bins above ``min_psi``. One scale for both types, and a verdict
+  that weighs how many rows it rests on: at 100 rows a side two samples of one distribution are not drift, and
+  at 100,000 rows a 0.3-sigma shift and a ten-point move of a category's share are.
+* Reported beside it: the Kolmogorov-Smirnov test and the Wasserstein-1 distance normed by the reference
+  standard deviation (numerical), chi-square over all categories and the Jensen-Shannon distance
+  (categorical). Each judges at a fixed threshold whatever the sample size: KS flags shifts far too small to
+  matter at a million rows; the distances flag noise at a hundred.
+* Every feature gets the PSI on the reference profile's bins, counted with the rule of
+  :meth:`FeatureProfile.bin_of` and clamped with ``PSI_EPSILON``, so the offline PSI equals the PSI the
+  Prometheus recording rules compute live on the same data. ``psi_bins="sturges"`` instead reproduces
+  Evidently's PSI (equal-width Sturges bins over both samples, Evidently's zero fill), to compare numbers
+  with it; the evidence keeps the profile's bins.
 
 ``method`` overrides the verdict's statistic for the features it applies to (``ks`` and ``wasserstein``
-to numerical ones, ``chisquare`` and ``jensenshannon`` to categorical ones, ``psi`` to all); ``threshold``
-overrides its threshold. For ``ks`` and ``chisquare`` drift means p-value below the threshold; for the
-distances, the statistic above it.
+to numerical ones, ``chisquare`` and ``jensenshannon`` to categorical ones, ``evidence`` and ``psi`` to all);
+``threshold`` overrides its threshold. For ``evidence`` drift means z above the threshold (and PSI above
+``min_psi``); for ``ks`` and ``chisquare``, p-value below it; for the distances, the statistic above it.
 
 Missing values are never dropped from the story: the missing ratio of each side is reported per feature,
 apart from the drift test (which compares the present values), and so are categories that the current
