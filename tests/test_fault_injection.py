@@ -40,24 +40,32 @@ def _assert_one_clean_error(code: int, out: str, err: str) -> None:
         assert secret not in out + err, f"a credential was printed: {err}"
 
 
+def _timed(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
+    """Run the CLI with the credentials set: (exit code, stdout, stderr, seconds it took)."""
+    started = time.monotonic()
+    code, out, err = run_cli(*args, cwd=cwd, env={**CREDENTIALS, **(env or {})})
+    return code, out, err, time.monotonic() - started
+
+
+def _status(prometheus: str, mlflow: str, cwd: Path) -> tuple[int, str, str, float]:
+    timeout = str(TIMEOUT)
+    return _timed(
+        "status", "--prometheus-url", prometheus, "--mlflow-uri", mlflow, "--timeout", timeout, cwd=cwd
+    )
+
+
+def _compare_runs(mlflow: str, cwd: Path) -> tuple[int, str, str, float]:
+    return _timed(
+        "compare-runs", "run-a", "run-b", "--mlflow-uri", mlflow, "--timeout", str(TIMEOUT), cwd=cwd
+    )
+
+
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 def test_status_against_misbehaving_servers(behaviour: str, tmp_path: Path) -> None:
     spec = {"models": [{"name": "credit-risk", "targets": ["127.0.0.1:9"]}]}
     (tmp_path / "mlmon.yaml").write_text(yaml.safe_dump(spec))
     with misbehaving(behaviour) as prometheus, misbehaving(behaviour) as mlflow:
-        started = time.monotonic()
-        code, out, err = run_cli(
-            "status",
-            "--prometheus-url",
-            prometheus,
-            "--mlflow-uri",
-            mlflow,
-            "--timeout",
-            str(TIMEOUT),
-            cwd=tmp_path,
-            env=CREDENTIALS,
-        )
-        took = time.monotonic() - started
+        code, out, err, took = _status(prometheus, mlflow, tmp_path)
     # Prometheus' answers and the registry's are each allowed 1.5 timeouts in all, side by side.
     assert took < 1.5 * TIMEOUT + SLACK, f"{behaviour}: {took:.2f} s"
     _assert_one_clean_error(code, out, err)
@@ -67,19 +75,7 @@ def test_status_against_misbehaving_servers(behaviour: str, tmp_path: Path) -> N
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 def test_compare_runs_against_a_misbehaving_server(behaviour: str, tmp_path: Path) -> None:
     with misbehaving(behaviour) as mlflow:
-        started = time.monotonic()
-        code, out, err = run_cli(
-            "compare-runs",
-            "run-a",
-            "run-b",
-            "--mlflow-uri",
-            mlflow,
-            "--timeout",
-            str(TIMEOUT),
-            cwd=tmp_path,
-            env=CREDENTIALS,
-        )
-        took = time.monotonic() - started
+        code, out, err, took = _compare_runs(mlflow, tmp_path)
     assert took < TIMEOUT + SLACK, f"{behaviour}: {took:.2f} s"
     _assert_one_clean_error(code, out, err)
 
@@ -100,17 +96,7 @@ def test_compare_runs_against_a_misbehaving_server(behaviour: str, tmp_path: Pat
 )
 def test_status_says_what_the_server_did(behaviour: str, said: str, tmp_path: Path) -> None:
     with misbehaving(behaviour) as prometheus:
-        code, out, err = run_cli(
-            "status",
-            "--prometheus-url",
-            prometheus,
-            "--mlflow-uri",
-            "sqlite:///absent.db",
-            "--timeout",
-            str(TIMEOUT),
-            cwd=tmp_path,
-            env=CREDENTIALS,
-        )
+        code, out, err, _ = _status(prometheus, "sqlite:///absent.db", tmp_path)
     _assert_one_clean_error(code, out, err)
     assert said in err, err
 
@@ -127,17 +113,7 @@ def test_status_says_what_the_server_did(behaviour: str, said: str, tmp_path: Pa
 )
 def test_compare_runs_says_what_the_server_did(behaviour: str, said: str, tmp_path: Path) -> None:
     with misbehaving(behaviour) as mlflow:
-        code, out, err = run_cli(
-            "compare-runs",
-            "run-a",
-            "run-b",
-            "--mlflow-uri",
-            mlflow,
-            "--timeout",
-            str(TIMEOUT),
-            cwd=tmp_path,
-            env=CREDENTIALS,
-        )
+        code, out, err, _ = _compare_runs(mlflow, tmp_path)
     _assert_one_clean_error(code, out, err)
     assert said in err, err
 
@@ -180,13 +156,8 @@ def test_mlflow_client_paths_against_a_misbehaving_server(behaviour: str, case: 
     data = tmp_path / "current.csv"
     data.write_text("x,colour\n" + "".join(f"{i % 7},c{i % 3}\n" for i in range(50)))
     with misbehaving(behaviour) as mlflow_url:
-        started = time.monotonic()
-        code, out, err = run_cli(
-            *MLFLOW_CLIENT_CASES[case](data, mlflow_url),
-            cwd=tmp_path,
-            env={**CREDENTIALS, "MLMON_TIMEOUT": str(TIMEOUT)},
-        )
-        took = time.monotonic() - started
+        args = MLFLOW_CLIENT_CASES[case](data, mlflow_url)
+        code, out, err, took = _timed(*args, cwd=tmp_path, env={"MLMON_TIMEOUT": str(TIMEOUT)})
     assert took < TIMEOUT + SLACK, f"{case}, {behaviour}: {took:.2f} s"
     _assert_one_clean_error(code, out, err)
     assert not (tmp_path / "p.json").exists()  # the run is checked before the profile is written
