@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mlmon.contract import LATENCY_BUCKETS
+from mlmon.drift.evidence import DEFAULT_FALSE_ALARMS_PER_WEEK, DEFAULT_MIN_PSI
 from mlmon.errors import SpecError
 from mlmon.names import hidden_characters, visible
 
@@ -67,9 +68,9 @@ class Thresholds:
     # noise at low traffic and misses subtle change at high traffic.
     drift_test: str = "evidence"
     # At most this many false drift or missing-value alerts per week for the model, all features together.
-    false_alarms_per_week: float = 0.05
+    false_alarms_per_week: float = DEFAULT_FALSE_ALARMS_PER_WEEK
     # The smallest change that may alert, as PSI: holds back a statistically clear but tiny change.
-    drift_min_psi: float = 0.01
+    drift_min_psi: float = DEFAULT_MIN_PSI
     psi_warning: float = 0.1  # drift_test: psi only
     psi_critical: float = 0.2  # critical above this PSI (a mean shift of half a standard deviation: 0.24)
     prediction_psi: float = 0.25

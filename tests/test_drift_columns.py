@@ -85,7 +85,7 @@ def test_feature_names_the_columns_and_exclude_leaves_one_out(tables: tuple[Path
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["--exclude", "regoin"], "error: --exclude 'regoin': no such column on either side"),
+        (["--exclude", "regoin"], "error: --exclude 'regoin': no such column in either side"),
         (["--feature", "incme"], "error: --feature 'incme': no such column in the reference data"),
         (["--feature", "income", "--exclude", "income"], "'income' named by both --feature and --exclude"),
     ],
@@ -186,6 +186,14 @@ def test_profile_leaves_identifiers_and_timestamps_out(tmp_path: Path) -> None:
     assert [c["name"] for c in summary["left_out"]] == ["request_id", "timestamp", "ts"]
     assert summary["text_cells"] == {"amount": {"n/a?": 1}}
     assert next(f for f in summary["features"] if f["name"] == "amount")["kind"] == "numerical"
+
+    code, _, err = run_cli("profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"))
+    assert code == 0, err
+    assert (
+        "warning: amount: 1 cell is not a number and counted as missing ('n/a?' x1); --categorical amount "
+        "profiles the column as text" in err
+    )
+    assert "left out: request_id (an identifier: named like one, most values distinct); timestamp" in err
 
     code, out, err = run_cli(
         "profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), "--json", "--feature", "ts"

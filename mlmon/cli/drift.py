@@ -10,6 +10,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
+from mlmon.drift.evidence import DEFAULT_MIN_PSI
 from mlmon.errors import CheckFailed
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def drift_command(
         typer.Option(
             "--min-psi", min=0.0, help="evidence: the smallest change (as PSI) that counts as drift."
         ),
-    ] = 0.01,
+    ] = DEFAULT_MIN_PSI,
     psi_bins: Annotated[
         Literal["quantile", "sturges"],
         typer.Option(help="quantile: the profile's bins, as the live rules; sturges: Evidently's PSI."),
@@ -195,19 +196,6 @@ def histogram(feature: FeatureDrift, width: int = 12) -> str:
     return f"ref {row(labels[0])}\ncur {row(labels[1])}"
 
 
-def text_cells_note(feature: FeatureDrift) -> str:
-    """What a numerical feature's text cells were, for a warning."""
-    per_side = "; ".join(
-        f"{side}: " + ", ".join(f"{escape(repr(text))} x{count}" for text, count in cells.items())
-        for side, cells in feature.text_cells.items()
-    )
-    cells = "cell is" if feature.text_cell_count == 1 else "cells are"
-    return (
-        f"{feature.text_cell_count} {cells} not a number and counted as missing ({per_side}); "
-        f"--categorical {escape(feature.name)} compares the column as text"
-    )
-
-
 def _print_report(report: DriftReport) -> None:
     from rich.table import Table
 
@@ -235,12 +223,10 @@ def _print_report(report: DriftReport) -> None:
             shown = ", ".join(escape(c) for c in f.new_categories[:5])
             output.warn(f"{escape(f.name)}: new categories not in the reference: {shown}")
         if f.text_cell_count:
-            output.warn(f"{escape(f.name)}: {text_cells_note(f)}")
+            output.warn_text_cells(f.name, f.text_cells, f.text_cell_count, "compares")
     for s in report.skipped:
         output.warn(f"skipped {escape(s.name)}: {escape(s.reason)}")
-    if report.left_out:
-        shown = "; ".join(f"{escape(c.name)} ({escape(c.reason)})" for c in report.left_out)
-        output.info(f"left out: {shown}; name a column with --feature to compare it")
+    output.info_left_out(report.left_out, "compare")
     output.info(
         f"{len(report.drifted)} of {len(report.features)} features drifted ({report.share_drifted:.0%}); "
         f"{report.rows_reference} reference rows, {report.rows_current} current rows"

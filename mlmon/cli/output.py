@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -246,6 +246,28 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     stderr().print(f"[yellow]warning:[/] {message}")
+
+
+def warn_text_cells(name: str, by_side: Mapping[str, Mapping[str, int]], count: int, verb: str) -> None:
+    """A column read as numbers although some cells were text: which cells, per side, and how to keep it text
+    (``verb``: what --categorical then does with it, "compares" or "profiles")."""
+    per_side = "; ".join(
+        (f"{side}: " if len(by_side) > 1 or side != "reference" else "")
+        + ", ".join(f"{escape(repr(text))} x{n}" for text, n in list(cells.items())[:5])
+        for side, cells in by_side.items()
+    )
+    cells = "cell is" if count == 1 else "cells are"
+    warn(
+        f"{escape(name)}: {count} {cells} not a number and counted as missing ({per_side}); "
+        f"--categorical {escape(name)} {verb} the column as text"
+    )
+
+
+def info_left_out(left_out: Sequence[Any], verb: str) -> None:
+    """The columns left out of the features (identifiers, timestamps, --exclude), with why."""
+    if left_out:
+        shown = "; ".join(f"{escape(c.name)} ({escape(c.reason)})" for c in left_out)
+        info(f"left out: {shown}; name a column with --feature to {verb} it")
 
 
 def print_error(exc: MlmonError) -> None:

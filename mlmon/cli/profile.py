@@ -110,17 +110,11 @@ def profile_command(
     )
     profile, left_out = profiled.profile, profiled.left_out
     for name, cells in profiled.text_cells.items():
-        shown = ", ".join(f"{escape(repr(text))} x{count}" for text, count in list(cells.items())[:5])
-        output.warn(
-            f"{escape(name)}: {sum(cells.values())} cells are not numbers and count as missing ({shown}); "
-            f"--categorical {escape(name)} profiles the column as text"
-        )
+        output.warn_text_cells(name, {"reference": cells}, sum(cells.values()), "profiles")
     write_atomic(out, profile.to_json())  # a failed write is an MlmonError with its hint
     if not json_output:
         _print_table(profile, prediction)
-        if left_out:
-            shown = "; ".join(f"{escape(c.name)} ({escape(c.reason)})" for c in left_out)
-            output.info(f"left out: {shown}; name a column with --feature to profile it")
+        output.info_left_out(left_out, "profile")
         output.info(f"wrote {escape(out)}: {profile.rows} rows, {len(profile.features)} features")
     artifact = None
     if log_to_mlflow is not None:

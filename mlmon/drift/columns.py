@@ -73,9 +73,9 @@ def choose_features(
     """
     available = list(columns)
     excluded = list(dict.fromkeys(exclude))
-    _require(excluded, available, "--exclude", side)
+    require_columns(excluded, available, "--exclude", side)
     if include is not None:
-        _require(include, available, "--feature", side)
+        require_columns(include, available, "--feature", side)
         clash = [name for name in include if name in excluded]
         if clash:
             raise ColumnChoiceError(
@@ -190,7 +190,8 @@ def _present_and_distinct_codes(column: Any) -> tuple[int, int]:
     return len(column) - missing, len(counts)
 
 
-def _require(names: Iterable[str], available: Sequence[str], flag: str, side: str) -> None:
+def require_columns(names: Iterable[str], available: Sequence[str], flag: str, side: str) -> None:
+    """An error naming the ``names`` that are not in ``available`` and listing the columns there are."""
     unknown = [name for name in names if name not in available]
     if unknown:
         shown = ", ".join(repr(name) for name in available[:30])

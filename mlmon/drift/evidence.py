@@ -31,6 +31,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+# The defaults of a model's thresholds in mlmon.yaml (mlmon.spec.Thresholds) and of `mlmon drift`.
+DEFAULT_FALSE_ALARMS_PER_WEEK = 0.05
+DEFAULT_MIN_PSI = 0.01
+
 # A chi-square statistic of fewer than this many observations in the window is not judged: with ten bins an
 # expected count below five per bin makes the chi-square tail too heavy to trust.
 MIN_EXPECTED_PER_BIN = 5

@@ -43,8 +43,13 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlmon.contract import DEFAULT_BINS, PSI_EPSILON
-from mlmon.drift.columns import ColumnChoiceError, LeftOut, choose_features, numbers_in_text
-from mlmon.drift.evidence import ASSUMED_REFERENCE_OBSERVATIONS, z_threshold
+from mlmon.drift.columns import LeftOut, choose_features, numbers_in_text, require_columns
+from mlmon.drift.evidence import (
+    ASSUMED_REFERENCE_OBSERVATIONS,
+    DEFAULT_FALSE_ALARMS_PER_WEEK,
+    DEFAULT_MIN_PSI,
+    z_threshold,
+)
 from mlmon.errors import MlmonError
 
 if TYPE_CHECKING:
@@ -75,9 +80,7 @@ APPLIES_TO: dict[Method, frozenset[str]] = {
     "psi": frozenset({"numerical", "categorical"}),
 }
 DEFAULT_TOP_K = 20
-# The evidence's defaults, the same as a model's in mlmon.yaml (mlmon.spec.Thresholds).
-DEFAULT_MIN_PSI = 0.01
-DEFAULT_FALSE_ALARMS_PER_WEEK = 0.05
+# The window the evidence threshold assumes offline: a model's default drift_window (mlmon.spec.Thresholds).
 EVIDENCE_WINDOW_SECONDS = 3600.0
 NOT_FROM_PROFILE = "the reference is a profile, which keeps bins but not the raw values this test needs"
 
@@ -372,12 +375,7 @@ def _choose_features(
         dict.fromkeys(profile.feature_names) if profile is not None else reference_columns
     )
     extra = {name: values for name, values in current.items() if name not in known}
-    unknown = [name for name in exclude if name not in known and name not in extra]
-    if unknown:
-        raise ColumnChoiceError(
-            f"--exclude {', '.join(map(repr, unknown))}: no such column on either side",
-            f"the columns are {', '.join(map(repr, [*known, *extra][:30]))}",
-        )
+    require_columns(exclude, [*known, *extra], "--exclude", "either side")
     names, left_out = choose_features(
         known,
         include=features,
