@@ -16,6 +16,7 @@ from scipy import stats
 from mlmon import contract as c
 from mlmon import rules
 from mlmon.drift.evidence import (
+    ASSUMED_REFERENCE_OBSERVATIONS,
     chi_square_homogeneity,
     proportion_z,
     wilson_hilferty_z,
@@ -85,22 +86,28 @@ def _expected_z(
 
 
 @pytest.mark.parametrize(
-    ("per_minute", "missing_per_minute"),
+    ("per_minute", "missing_per_minute", "counts_exported"),
     [
-        ((12, 9, 6, 3), 1),  # as the reference: little evidence of anything
-        ((10, 9, 7, 4), 3),  # a small move, and missing values up from 2% to 9%
-        ((3, 6, 9, 12), 0),  # the shares reversed, no missing value at all
+        ((12, 9, 6, 3), 1, True),  # as the reference: little evidence of anything
+        ((10, 9, 7, 4), 3, True),  # a small move, and missing values up from 2% to 9%
+        ((3, 6, 9, 12), 0, True),  # the shares reversed, no missing value at all
+        # A service whose profile predates reference counts: the reference is taken as exact (1e9 values).
+        ((10, 9, 7, 4), 3, False),
     ],
 )
 def test_recorded_z_scores_equal_the_offline_ones(
-    promtool: str, tmp_path: Path, per_minute: tuple[int, ...], missing_per_minute: int
+    promtool: str, tmp_path: Path, per_minute: tuple[int, ...], missing_per_minute: int, counts_exported: bool
 ) -> None:
     out = render_into(spec_from_dict(_spec()), tmp_path / "out")
-    drift_z, missing_z = _expected_z(per_minute, missing_per_minute)
+    reference = REFERENCE_OBSERVATIONS if counts_exported else int(ASSUMED_REFERENCE_OBSERVATIONS)
+    drift_z, missing_z = _expected_z(per_minute, missing_per_minute, reference)
     labels = 'model="m",version="1",feature="f0"'
+    series = _input_series(per_minute, missing_per_minute)
+    if not counts_exported:
+        series = [s for s in series if c.FEATURE_REFERENCE_OBSERVATIONS.name not in s["series"]]
     case = {
         "interval": "1m",
-        "input_series": _input_series(per_minute, missing_per_minute),
+        "input_series": series,
         # Equal to 1e-12 (the rules add in another order than Python): the comparison is a 0 or 1 sample.
         "promql_expr_test": [
             {
