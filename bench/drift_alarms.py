@@ -55,7 +55,8 @@ SHARES = np.array([0.30, 0.20, 0.15, 0.10, 0.08, 0.06, 0.05, 0.03, 0.02, 0.01])
 CATEGORIES = [f"c{i}" for i in range(len(SHARES))]
 MISSING = 0.01
 STEP_MINUTES, WINDOW_STEPS = 1, 60
-WEEK_STEPS = 7 * 24 * 60
+DAY_STEPS = 24 * 60
+WEEK_STEPS = 7 * DAY_STEPS
 RATES = (0.05, 1.0, 10.0, 100.0)
 
 
@@ -80,17 +81,26 @@ def psi(window_counts: Array, observations: Array, reference: Array) -> Array:
     return np.sum((current - expected) * np.log(current / expected), axis=1)
 
 
-def chi2_z(window_counts: Array, observations: Array, reference: Array, reference_rows: int) -> Array:
+def chi2_z(
+    window_counts: Array, observations: Array, reference: Array, reference_rows: float | Array, degrees: int
+) -> Array:
     """Two-sample chi-square of each window's counts against the reference's (n_R shares, n_C counts), as a
-    z score by the Wilson-Hilferty cube-root approximation, with bins - 1 degrees of freedom."""
-    n_r, n_c = float(reference_rows), observations[:, None]
+    z score by the Wilson-Hilferty cube-root approximation, with ``degrees`` degrees of freedom (the
+    reference's bins with values, less one). ``reference`` and ``reference_rows`` may differ per window (rows),
+    as for a seasonal baseline, whose reference is the same window a period earlier."""
+    n_r = np.broadcast_to(np.asarray(reference_rows, dtype=np.float64), observations.shape)
+    n_c = observations[:, None]
     current = window_counts / np.where(n_c > 0, n_c, 1)
-    pooled = n_r * reference + n_c * current
+    pooled = n_r[:, None] * reference + n_c * current
     with np.errstate(invalid="ignore", divide="ignore"):
         terms = np.where(pooled > 0, (current - reference) ** 2 / pooled, 0.0)
     x2 = n_r * observations * terms.sum(axis=1)
-    k = np.count_nonzero(reference > 0) - 1
+    k = degrees
     return ((x2 / k) ** (1 / 3) - (1 - 2 / (9 * k))) / math.sqrt(2 / (9 * k))
+
+
+def degrees_of(feature: FeatureProfile) -> int:
+    return int(np.count_nonzero(np.asarray(feature.reference_ratios) > 0)) - 1
 
 
 def psi_rule(threshold: float = 0.1, for_minutes: int = 15, min_samples: int = 100) -> Rule:
@@ -103,7 +113,7 @@ def psi_rule(threshold: float = 0.1, for_minutes: int = 15, min_samples: int = 1
 def evidence_rule(z: float, psi_floor: float, for_minutes: int = 15, min_samples: int = 100) -> Rule:
     def fires(counts: Array, observations: Array, feature: FeatureProfile) -> npt.NDArray[np.bool_]:
         reference = np.asarray(feature.reference_ratios)
-        strong = chi2_z(counts, observations, reference, feature.count) > z
+        strong = chi2_z(counts, observations, reference, feature.count, degrees_of(feature)) > z
         enough = observations >= MIN_EXPECTED_PER_BIN * np.count_nonzero(reference > 0)
         return strong & enough & (psi(counts, observations, reference) > psi_floor)
 
@@ -124,6 +134,7 @@ class Change:
     top_share: float | None = None
     missing: float | None = None
     ramp_minutes: int = 0  # the mean moves linearly to ``mean`` over this many minutes (0: at once)
+    cycle: float = 0.0  # a daily cycle of the mean, this many sigma either way, from the first step on
 
 
 def reference_profile(rng: np.random.Generator) -> Profile:
@@ -153,6 +164,18 @@ def bin_probabilities(feature: FeatureProfile, change: Change | None) -> Array:
     return np.array([*known, max(0.0, 1.0 - sum(known))])
 
 
+def numerical_means(change: Change | None, steps: int, onset: int) -> Array:
+    """The mean of a numerical feature at each step: the daily cycle, plus the change from the onset on."""
+    t = np.arange(steps)
+    means = np.zeros(steps)
+    if change is None:
+        return means
+    means += change.cycle * np.sin(2 * np.pi * t / DAY_STEPS)
+    since = np.maximum(t - onset, 0)
+    moved = np.minimum(since / change.ramp_minutes, 1.0) if change.ramp_minutes else np.ones(steps)
+    return means + np.where(t >= onset, change.mean * moved, 0.0)
+
+
 def step_counts(
     rng: np.random.Generator,
     feature: FeatureProfile,
@@ -168,18 +191,20 @@ def step_counts(
     missing_rate = np.where(np.arange(steps) >= onset, missing_after, MISSING)
     missing = rng.binomial(rows, missing_rate)
     present = rows - missing
+    if feature.kind == "numerical" and change is not None and (change.ramp_minutes or change.cycle):
+        # The mean moves from step to step: each step gets its own bin probabilities.
+        scale = np.where(np.arange(steps) >= onset, change.scale, 1.0)
+        edges = np.asarray(feature.edges)
+        cdf = stats.norm.cdf(
+            (edges[None, :] - numerical_means(change, steps, onset)[:, None]) / scale[:, None]
+        )
+        probabilities = np.diff(
+            np.concatenate([np.zeros((steps, 1)), cdf, np.ones((steps, 1))], axis=1), axis=1
+        )
+        return rng.multinomial(present, probabilities).astype(np.float64), missing.astype(np.float64)
     counts = np.empty((steps, before.size))
     counts[:onset] = rng.multinomial(present[:onset], before) if onset > 0 else 0
-    if onset < steps and change is not None and change.ramp_minutes:
-        minutes = np.arange(steps - onset)
-        means = change.mean * np.minimum(minutes / change.ramp_minutes, 1.0)
-        edges = np.asarray(feature.edges)
-        cdf = stats.norm.cdf(edges[None, :] - means[:, None])
-        probabilities = np.diff(
-            np.concatenate([np.zeros((means.size, 1)), cdf, np.ones((means.size, 1))], axis=1), axis=1
-        )
-        counts[onset:] = rng.multinomial(present[onset:], probabilities)
-    elif onset < steps:
+    if onset < steps:
         counts[onset:] = rng.multinomial(present[onset:], after)
     return counts, missing.astype(np.float64)
 
@@ -293,6 +318,120 @@ def detection(
     return within, float(np.median(delays))
 
 
+# -- the seasonal baseline ------------------------------------------------------------------------------------
+
+
+def seasonal_alerts(
+    rng: np.random.Generator,
+    feature: FeatureProfile,
+    rate: float,
+    steps: int,
+    change: Change | None,
+    onset: int,
+    z: float,
+    psi_floor: float,
+    for_minutes: int = 15,
+) -> list[int]:
+    """Alert starts of one feature judged against the same window one day earlier (``drift_baseline:
+    seasonal``): the chi-square of both windows' counts, both sample sizes, and the PSI between them; each
+    window needs 100 observations and 5 per bin. The service has run for a day and a window before step 0."""
+    lead = DAY_STEPS + WINDOW_STEPS
+    counts, _ = step_counts(rng, feature, rate, steps + lead, change, onset + lead)
+    window_counts = windows(counts)
+    current, baseline = window_counts[lead:], window_counts[WINDOW_STEPS : WINDOW_STEPS + steps]
+    n_current, n_baseline = current.sum(axis=1), baseline.sum(axis=1)
+    shares = baseline / np.where(n_baseline > 0, n_baseline, 1)[:, None]
+    degrees = degrees_of(feature)
+    needed = max(100, MIN_EXPECTED_PER_BIN * (degrees + 1))
+    condition = (
+        (chi2_z(current, n_current, shares, n_baseline, degrees) > z)
+        & (psi(current, n_current, shares) > psi_floor)
+        & (n_current >= needed)
+        & (n_baseline >= needed)
+    )
+    return alert_starts(condition, Rule("seasonal", for_minutes, 5, 100, lambda *_: condition))
+
+
+CYCLE = 0.2  # the daily cycle of the seasonal world, in sigma either way, in the first feature
+
+
+def seasonal_false_alerts_per_week(
+    profile: Profile, rate: float, weeks: int, seed: int, seasonal: bool
+) -> float:
+    """False alerts per model-week in a world where the first feature's mean follows a daily cycle of
+    +-CYCLE sigma, judged against a seasonal baseline or against the reference."""
+    rng = np.random.default_rng(seed)
+    rule = evidence_rule(ARGS.z, ARGS.psi_floor)
+    total = 0
+    for _ in range(weeks):
+        for index, feature in enumerate(profile.features):
+            change = Change("cycle", index, cycle=CYCLE) if index == 0 else None
+            if seasonal:
+                total += len(
+                    seasonal_alerts(rng, feature, rate, WEEK_STEPS, change, 0, ARGS.z, ARGS.psi_floor)
+                )
+            else:
+                total += len(feature_alerts(rng, feature, rule, rate, WEEK_STEPS, change))
+    return total / weeks
+
+
+def seasonal_detection(
+    profile: Profile, rate: float, change: Change, trials: int, seed: int, horizon: int, within_windows: int
+) -> tuple[float, float]:
+    """Share of trials alerted within ``within_windows`` windows of the onset, at a random time of day, and the
+    median minutes, against the seasonal baseline, with the daily cycle in the changed feature."""
+    rng = np.random.default_rng(seed)
+    feature = profile.features[change.feature]
+    delays = []
+    for _ in range(trials):
+        onset = int(rng.integers(0, DAY_STEPS))
+        starts = seasonal_alerts(rng, feature, rate, onset + horizon, change, onset, ARGS.z, ARGS.psi_floor)
+        after = [start - onset for start in starts if start >= onset]
+        delays.append(after[0] if after else math.inf)
+    within = sum(d <= within_windows * WINDOW_STEPS for d in delays) / trials
+    return within, float(np.median(delays))
+
+
+SEASONAL_SHIFT = Change("cycle and mean +0.3 sd", 0, mean=0.3, cycle=CYCLE)
+SEASONAL_GRADUAL = Change(
+    "cycle and mean +1 sd over 7 days", 0, mean=1.0, ramp_minutes=7 * 24 * 60, cycle=CYCLE
+)
+
+
+def seasonal_table(profile: Profile) -> None:
+    print(
+        f"\nseasonal world: the first feature's mean follows a daily cycle of +-{CYCLE} sd; "
+        f"drift_baseline seasonal (the same window a day earlier) against the reference"
+    )
+    header = [
+        "rate/s",
+        "reference baseline: false/week",
+        "seasonal: false/week",
+        f"seasonal: {SEASONAL_SHIFT.name} (<2 windows, median min)",
+        f"seasonal: {SEASONAL_GRADUAL.name} (median hours)",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for rate in ARGS.rates:
+        reference = seasonal_false_alerts_per_week(profile, rate, ARGS.seasonal_weeks, ARGS.seed + 5, False)
+        seasonal = seasonal_false_alerts_per_week(profile, rate, ARGS.seasonal_weeks, ARGS.seed + 5, True)
+        within, median = seasonal_detection(
+            profile, rate, SEASONAL_SHIFT, ARGS.trials, ARGS.seed + 6, 6 * 60, 2
+        )
+        trials = max(ARGS.trials // 5, 5)
+        _, gradual = seasonal_detection(
+            profile, rate, SEASONAL_GRADUAL, trials, ARGS.seed + 7, 3 * DAY_STEPS, 2
+        )
+        cells = [
+            f"{rate:g}",
+            f"{reference:.2f}",
+            f"{seasonal:.2f}",
+            f"{within:.0%}, {median:g}",
+            f"{gradual / 60:.1f}",
+        ]
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
 GRADUAL = Change("mean +1 sd over 7 days", 0, mean=1.0, ramp_minutes=7 * 24 * 60)
 CHANGES = (
     Change("mean +0.2 sd", 0, mean=0.2),
@@ -308,7 +447,7 @@ def main() -> None:
         f"drift alarm simulation: {ARGS.weeks} weeks, {ARGS.deploys} deploys, {ARGS.trials} trials per change"
     )
     profile = reference_profile(np.random.default_rng(ARGS.seed))
-    rules = [psi_rule(), evidence_rule(ARGS.z, ARGS.psi_floor)]
+    rules = [psi_rule(), evidence_rule(ARGS.z, ARGS.psi_floor)] if ARGS.only == "all" else []
     for rule in rules:
         settings = f" (z > {ARGS.z:.3f}, PSI > {ARGS.psi_floor})" if rule.name == "evidence" else ""
         print(f"\nrule {rule.name}{settings}")
@@ -336,6 +475,7 @@ def main() -> None:
             )
             cells.append(f"{within:.0%}, {median:g}")
             print("| " + " | ".join(cells) + " |", flush=True)
+    seasonal_table(profile)
 
 
 def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -350,6 +490,10 @@ def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--z", type=float, default=z_threshold(0.05, NUMERICAL + CATEGORICAL, 3600), help="the evidence's z"
     )
     parser.add_argument("--psi-floor", type=float, default=0.01, help="the evidence's effect-size floor")
+    parser.add_argument(
+        "--seasonal-weeks", type=int, default=10, help="simulated weeks per rate in the seasonal world"
+    )
+    parser.add_argument("--only", choices=("all", "seasonal"), default="all", help="which tables to print")
     parser.add_argument("--seed", type=int, default=20261207)
     return parser.parse_args(argv)
 

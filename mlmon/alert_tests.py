@@ -93,8 +93,16 @@ def _target_down(spec: Spec, model: ModelSpec) -> AlertTest:
     )
 
 
+def _baseline_steps(model: ModelSpec, step: int) -> int:
+    """Samples before the drift starts: none against the reference; a whole seasonal period against a seasonal
+    baseline, so that the window the drifted one is compared with holds only undrifted values."""
+    t = model.thresholds
+    return round(duration_seconds(t.seasonal_period) / step) if t.drift_baseline == "seasonal" else 0
+
+
 def _drift_step(model: ModelSpec) -> tuple[int, int]:
-    """(seconds between samples, samples per series) long enough for the window plus the alert's `for`.
+    """(seconds between samples, samples per series) long enough for the window plus the alert's `for` (after
+    a seasonal baseline's period).
 
     The step stays at one minute whatever the window: the reference-ratio gauges must have a sample within
     Prometheus' 5-minute lookback at every evaluation, as they do when scraped for real."""
@@ -104,10 +112,13 @@ def _drift_step(model: ModelSpec) -> tuple[int, int]:
         + duration_seconds(model.thresholds.drift_for)
         + 3 * step
     )
-    return step, math.ceil(horizon / step) + 1
+    return step, _baseline_steps(model, step) + math.ceil(horizon / step) + 1
 
 
-def _drift_series(model: ModelSpec, feature: str, counts: tuple[int, int], steps: int) -> list[Series]:
+def _drift_series(
+    model: ModelSpec, feature: str, counts: tuple[int, int], steps: int, before: int = 0
+) -> list[Series]:
+    """The reference (50/50) and a feature's counts: ``before`` steps as the reference, then ``counts``."""
     base = {"model": model.name, "version": TEST_VERSION, "feature": feature}
     series = [
         Series(
@@ -117,10 +128,16 @@ def _drift_series(model: ModelSpec, feature: str, counts: tuple[int, int], steps
         ),
         Series(c.FEATURE_REFERENCE_MISSING_RATIO.name, tuple(base.items()), f"0+0x{steps}"),
     ]
+    half = sum(counts) // 2
     for bin_, count in enumerate(counts):
         labels = tuple({**base, "bin": str(bin_)}.items())
         series.append(Series(c.FEATURE_REFERENCE_RATIO.name, labels, f"0.5+0x{steps}"))
-        series.append(Series(c.FEATURE_BIN.name, labels, f"0+{count}x{steps}"))
+        values = f"0+{count}x{steps}"
+        if (
+            before
+        ):  # values 0 .. before at `half` a step, then `count` a step (promtool's axb expands to b + 1)
+            values = f"0+{half}x{before} {half * before + count}+{count}x{steps - before - 2}"
+        series.append(Series(c.FEATURE_BIN.name, labels, values))
     return series
 
 
@@ -155,16 +172,20 @@ def _feature_drift(spec: Spec, model: ModelSpec, feature: str) -> tuple[AlertTes
     labels = {"model": model.name, "version": TEST_VERSION, "feature": feature}
 
     window_steps = round(duration_seconds(t.drift_window) / step)
+    before = _baseline_steps(model, step)
+    # Against a seasonal baseline the window is compared with the same window a period earlier, which holds
+    # `before` steps of 50/50 counts as large as the window's own.
+    baseline_count = total * window_steps if before else TEST_REFERENCE_OBSERVATIONS
     high = _split_for_psi(total, min(t.psi_critical * 1.25, MAX_CRITICAL_PSI * 1.25), above=True)
     high_psi = psi([high[0] / total, high[1] / total], [0.5, 0.5])
     if t.drift_test == "evidence":  # the alert's value is then the z of the window's counts
         window_counts = [count * window_steps for count in high]
-        statistic, degrees = chi_square_homogeneity(window_counts, [0.5, 0.5], TEST_REFERENCE_OBSERVATIONS)
+        statistic, degrees = chi_square_homogeneity(window_counts, [0.5, 0.5], baseline_count)
         high_psi = wilson_hilferty_z(statistic, degrees)
     fires = AlertTest(
         description=f"{model.name}: feature {feature} drifting past the critical PSI fires both drift alerts",
         interval=_seconds(step),
-        series=tuple(_drift_series(model, feature, high, steps)),
+        series=tuple(_drift_series(model, feature, high, steps, before)),
         checks=(
             AlertCheck(eval_time, critical.alert, (_expected(critical, labels, high_psi),)),
             AlertCheck(eval_time, warning.alert, (_expected(warning, labels, high_psi),)),
@@ -175,7 +196,7 @@ def _feature_drift(spec: Spec, model: ModelSpec, feature: str) -> tuple[AlertTes
     silent = AlertTest(
         description=f"{model.name}: feature {feature} drifting below half the warning PSI stays silent",
         interval=_seconds(step),
-        series=tuple(_drift_series(model, feature, low, steps)),
+        series=tuple(_drift_series(model, feature, low, steps, before)),
         checks=(AlertCheck(eval_time, critical.alert, ()), AlertCheck(eval_time, warning.alert, ())),
     )
     return fires, silent

@@ -260,6 +260,17 @@ def feature_drift_z(window: str) -> str:
     return f"model_feature:mlmon_feature_drift:z_{window}"
 
 
+def feature_seasonal_psi(window: str, period: str) -> str:
+    """PSI of the window's shares against those of the same window one ``period`` earlier."""
+    return f"model_feature:mlmon_feature_seasonal_psi:{window}_offset_{period}"
+
+
+def feature_seasonal_z(window: str, period: str) -> str:
+    """How sure the window's shares differ from those of the same window one ``period`` earlier: the
+    chi-square of both windows' counts, as a z score."""
+    return f"model_feature:mlmon_feature_seasonal_drift:z_{window}_offset_{period}"
+
+
 def feature_missing_z(window: str) -> str:
     """How sure the window's missing ratio is above the reference's: the two-proportion z."""
     return f"model_feature:mlmon_feature_missing:z_{window}"
@@ -565,22 +576,59 @@ def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
 
 
 def _drift_z(w: str) -> str:
-    """The two-sample chi-square of the window's bin shares against the reference's, as a Wilson-Hilferty z
-    (see mlmon.drift.evidence, which computes the same offline):
-    X2 = n_ref * n_cur * sum((p_cur - p_ref)^2 / (n_ref * p_ref + n_cur * p_cur)) over bins with any mass."""
-    mvf, mvfb = f"{_MV}, feature", f"{_MV}, feature, bin"
-    share, n_ref, n_cur = (
+    """The two-sample chi-square of the window's bin shares against the reference's, as a z score."""
+    return _chi_square_z(
+        feature_bin_ratio(w),
         feature_reference_share_exact(),
         feature_reference_observations(),
         feature_observations(w),
     )
+
+
+def _chi_square_z(current: str, baseline: str, n_baseline: str, n_current: str) -> str:
+    """The two-sample chi-square of ``current`` bin shares against ``baseline`` shares, with both sample sizes,
+    as a Wilson-Hilferty z (see mlmon.drift.evidence, which computes the same offline):
+    X2 = n_ref * n_cur * sum((p_cur - p_ref)^2 / (n_ref * p_ref + n_cur * p_cur)) over bins with any mass, with
+    the reference's bins with values, less one, as degrees of freedom."""
+    mvf, mvfb = f"{_MV}, feature", f"{_MV}, feature, bin"
     k = feature_reference_degrees()
-    pooled = f"({share} * on ({mvf}) group_left {n_ref}\n    + {feature_bin_ratio(w)} * on ({mvf}) group_left {n_cur})"
+    pooled = f"({baseline} * on ({mvf}) group_left {n_baseline}\n    + {current} * on ({mvf}) group_left {n_current})"
     chi2 = (
-        f"sum by ({mvf}) (\n  ({feature_bin_ratio(w)} - on ({mvfb}) {share}) ^ 2\n"
-        f"  / on ({mvfb})\n  ({pooled} > 0)\n)\n* {n_ref} * {n_cur}"
+        f"sum by ({mvf}) (\n  ({current} - on ({mvfb}) {baseline}) ^ 2\n"
+        f"  / on ({mvfb})\n  ({pooled} > 0)\n)\n* on ({mvf}) {n_baseline} * on ({mvf}) {n_current}"
     )
-    return f"(\n  ({chi2}\n  / {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
+    return f"(\n  ({chi2}\n  / on ({mvf}) {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
+
+
+def seasonal_baselines(spec: Spec) -> tuple[tuple[str, str], ...]:
+    """The distinct (drift window, seasonal period) of the models with ``drift_baseline: seasonal``."""
+    return tuple(
+        sorted(
+            {
+                (m.thresholds.drift_window, m.thresholds.seasonal_period)
+                for m in spec.models
+                if m.thresholds.drift_baseline == "seasonal"
+            }
+        )
+    )
+
+
+def _seasonal_rules(model: ModelSpec) -> list[RecordingRule]:
+    """For a model with ``drift_baseline: seasonal``: its window's shares against those of the same window one
+    seasonal period earlier, as PSI and as a chi-square z with both windows' sizes. Per version, as the bins
+    are: a version younger than the period has no baseline yet."""
+    t = model.thresholds
+    w, period, sel = t.drift_window, t.seasonal_period, promql_matchers(model=model.name)
+    current, observations = f"{feature_bin_ratio(w)}{sel}", f"{feature_observations(w)}{sel}"
+    baseline = f"{feature_bin_ratio(w)}{sel} offset {period}"
+    psi = _psi(current, f"clamp_min({baseline}, {EPS})", f"{_MV}, feature, bin")
+    return [
+        RecordingRule(feature_seasonal_psi(w, period), f"sum by ({_MV}, feature) (\n  {psi}\n)"),
+        RecordingRule(
+            feature_seasonal_z(w, period),
+            _chi_square_z(current, baseline, f"{observations} offset {period}", observations),
+        ),
+    ]
 
 
 def _missing_z(w: str) -> list[RecordingRule]:
@@ -664,6 +712,9 @@ def _count_rules(spec: Spec) -> RuleGroup:
             rules += _drift_window_rules(w, step_ms)
         if w in feedback:
             rules += _feedback_window_rules(w, step_ms)
+    for model in spec.models:
+        if model.thresholds.drift_baseline == "seasonal":
+            rules += _seasonal_rules(model)
     return RuleGroup("mlmon.counts", tuple(rules), interval=step)
 
 
@@ -712,7 +763,6 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
     sel = promql_matchers(model=model.name)
     dw, fw = t.drift_window, t.feedback_window
     n = t.min_drift_samples
-    mvf = f"{_MV}, feature"
 
     def alert(
         name: str,
@@ -824,61 +874,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
             ),
         ),
     ]
-    for severity, threshold in (("warning", t.psi_warning), ("critical", t.psi_critical)):
-        if t.drift_test == "evidence":
-            floor = t.drift_min_psi if severity == "warning" else t.psi_critical
-            z = drift_z_threshold(model)
-            rules.append(
-                alert(
-                    f"MlmonFeatureDrift{severity.title()}",
-                    f"{feature_drift_z(dw)}{sel} > {number(round(z, 3))}\n"
-                    f"and on ({mvf})\n{feature_psi(dw)}{sel} > {number(floor)}\n"
-                    f"and on ({mvf})\n{feature_observations(dw)}{sel} >= {n}\n"
-                    f"and on ({mvf})\n{feature_observations(dw)}{sel}"
-                    f" >= {MIN_EXPECTED_PER_BIN} * ({feature_reference_degrees()}{sel} + 1)",
-                    t.drift_for,
-                    severity,
-                    "drift",
-                    _annotation("Feature ", F, " of model ", M, " drifted (z ", Value("%.1f"), ")"),
-                    _annotation(
-                        "Over ",
-                        dw,
-                        ", the values of ",
-                        F,
-                        " for version ",
-                        Label("version"),
-                        " differ from the reference with z = ",
-                        Value("%.1f"),
-                        f" (above {number(round(z, 3))}, at most {number(t.false_alarms_per_week)} false alarms "
-                        f"a week), and their PSI is above {number(floor)} ({severity}).",
-                    ),
-                )
-            )
-            continue
-        rules.append(
-            alert(
-                f"MlmonFeatureDrift{severity.title()}",
-                f"{feature_psi(dw)}{sel} > {number(threshold)}\n"
-                f"and on ({mvf})\n{feature_observations(dw)}{sel} >= {n}",
-                t.drift_for,
-                severity,
-                "drift",
-                _annotation("Feature ", F, " of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
-                _annotation(
-                    "PSI of ",
-                    F,
-                    " over ",
-                    dw,
-                    " for version ",
-                    Label("version"),
-                    " is ",
-                    Value("%.3f"),
-                    f", above the {severity} threshold ",
-                    number(threshold),
-                    ".",
-                ),
-            )
-        )
+    rules += [_drift_alert(model, severity, alert) for severity in ("warning", "critical")]
     rules += [
         alert(
             "MlmonPredictionDrift",
@@ -996,6 +992,75 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
         RuleGroup(
             f"mlmon.window-alerts.{model.name}", on_windows, interval=duration_text(count_step_ms(spec))
         ),
+    )
+
+
+def _drift_alert(model: ModelSpec, severity: str, alert: Callable[..., AlertRule]) -> AlertRule:
+    """MlmonFeatureDriftWarning or ...Critical: evidence and size of a change of a feature's values, against
+    the reference profile or, with ``drift_baseline: seasonal``, against the same window one period earlier."""
+    t = model.thresholds
+    sel, dw, n, mvf = (
+        promql_matchers(model=model.name),
+        t.drift_window,
+        t.min_drift_samples,
+        f"{_MV}, feature",
+    )
+    seasonal = t.drift_baseline == "seasonal"
+    period = t.seasonal_period
+    psi = feature_seasonal_psi(dw, period) if seasonal else feature_psi(dw)
+    against = f"the same {dw} {period} earlier" if seasonal else "the reference"
+    # Enough observations in the window (and, seasonal, in the baseline window): min_drift_samples, and for the
+    # evidence 5 per bin, below which the chi-square's tail is too heavy to trust.
+    sizes = [f"{feature_observations(dw)}{sel}"] + (
+        [f"{feature_observations(dw)}{sel} offset {period}"] if seasonal else []
+    )
+    enough = [f"{size} >= {n}" for size in sizes]
+    if t.drift_test == "evidence":
+        enough += [
+            f"{size} >= {MIN_EXPECTED_PER_BIN} * ({feature_reference_degrees()}{sel} + 1)" for size in sizes
+        ]
+        floor = t.drift_min_psi if severity == "warning" else t.psi_critical
+        z = number(round(drift_z_threshold(model), 3))
+        evidence = feature_seasonal_z(dw, period) if seasonal else feature_drift_z(dw)
+        conditions = [f"{evidence}{sel} > {z}", f"{psi}{sel} > {number(floor)}", *enough]
+        summary = _annotation("Feature ", F, " of model ", M, " drifted (z ", Value("%.1f"), ")")
+        description = _annotation(
+            "Over ",
+            dw,
+            ", the values of ",
+            F,
+            " for version ",
+            Label("version"),
+            f" differ from {against} with z = ",
+            Value("%.1f"),
+            f" (above {z}, at most {number(t.false_alarms_per_week)} false alarms "
+            f"a week), and their PSI is above {number(floor)} ({severity}).",
+        )
+    else:
+        threshold = t.psi_warning if severity == "warning" else t.psi_critical
+        conditions = [f"{psi}{sel} > {number(threshold)}", *enough]
+        summary = _annotation("Feature ", F, " of model ", M, " drifted (PSI ", Value("%.3f"), ")")
+        description = _annotation(
+            "PSI of ",
+            F,
+            " over ",
+            dw,
+            " for version ",
+            Label("version"),
+            f" against {against} is " if seasonal else " is ",
+            Value("%.3f"),
+            f", above the {severity} threshold ",
+            number(threshold),
+            ".",
+        )
+    return alert(
+        f"MlmonFeatureDrift{severity.title()}",
+        f"\nand on ({mvf})\n".join(conditions),
+        t.drift_for,
+        severity,
+        "drift",
+        summary,
+        description,
     )
 
 

@@ -54,6 +54,9 @@ def duration_seconds(text: str) -> float:
 # ------------------------------------------------------------------------------------------------------
 # The spec as data
 
+# A seasonal period must exceed the drift window and drift_for by this much (a few counting steps).
+SEASONAL_SLACK_SECONDS = 300
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -75,6 +78,10 @@ class Thresholds:
     psi_critical: float = 0.2  # critical above this PSI (a mean shift of half a standard deviation: 0.24)
     prediction_psi: float = 0.25
     drift_window: str = "1h"
+    # What a drift window is compared with: "reference", the version's reference profile; "seasonal", the same
+    # window one seasonal_period earlier (so that a daily or weekly rhythm in the inputs does not page).
+    drift_baseline: str = "reference"
+    seasonal_period: str = "1d"
     # How long drift must last before its alerts fire: long enough that a burst of odd traffic stays quiet.
     drift_for: str = "15m"
     min_drift_samples: int = 100
@@ -604,6 +611,9 @@ def _thresholds(r: _Reader) -> Thresholds:
         psi_critical=r.get("psi_critical", _positive, d.psi_critical),
         prediction_psi=r.get("prediction_psi", _positive, d.prediction_psi),
         drift_window=r.get("drift_window", _duration_between("5m", "1d"), d.drift_window),
+        drift_baseline=r.get("drift_baseline", _choice("reference", "seasonal"), d.drift_baseline),
+        # Prometheus keeps 15 days by default: a baseline further back than its retention is never there.
+        seasonal_period=r.get("seasonal_period", _duration_between("1h", "14d"), d.seasonal_period),
         drift_for=r.get("drift_for", _for_duration, d.drift_for),
         min_drift_samples=r.get(
             "min_drift_samples", _number(0, MAX_MIN_DRIFT_SAMPLES, integer=True), d.min_drift_samples
@@ -639,6 +649,16 @@ def _thresholds(r: _Reader) -> Thresholds:
         raise r.error(
             f"psi_warning ({t.psi_warning}) must be below psi_critical ({t.psi_critical})", key="psi_warning"
         )
+    if t.drift_baseline == "seasonal":
+        least = duration_seconds(t.drift_window) + duration_seconds(t.drift_for) + SEASONAL_SLACK_SECONDS
+        if duration_seconds(t.seasonal_period) < least:
+            raise r.error(
+                f"seasonal_period ({t.seasonal_period}) must be at least drift_window + drift_for + 5m "
+                f"({least / 60:g}m): a change is compared with the same window one period earlier, and that "
+                "window must still predate the change when the drifted window has filled and drift_for has "
+                "passed, or a clear change might never alert",
+                key="seasonal_period",
+            )
     if t.latency_p95_seconds > t.latency_p99_seconds:
         raise r.error(
             f"latency_p95_seconds ({t.latency_p95_seconds}) must not exceed latency_p99_seconds "

@@ -189,6 +189,7 @@ class _Question:
     needs: tuple[str, ...]  # the recording rules it reads
     raw: str | None  # the same without recording rules; None when it cannot be written without them
     window: str = ""
+    inlinable: bool = True  # False: the recorded form cannot be rewritten over raw metrics (an offset)
 
 
 def _by(labels: str, expr: str, how: str = "max") -> str:
@@ -284,6 +285,32 @@ def _drift_questions(w: str) -> list[_Question]:
         ),
         _Question(
             "confidence_count", _by("model", r.confidence_count(w), "sum"), (r.confidence_count(w),), None, w
+        ),
+    ]
+
+
+def seasonal_key(window: str, period: str) -> str:
+    """The window under which the answers against a seasonal baseline are filed."""
+    return f"{window} offset {period}"
+
+
+def _seasonal_questions(w: str, period: str) -> list[_Question]:
+    """For models with ``drift_baseline: seasonal``: their evidence and PSI against the same window one period
+    earlier, and the observations of that earlier window, filed under :func:`seasonal_key` with the checks the
+    reference baseline uses (so they go in the same requests)."""
+    mf, key = "model, feature", seasonal_key(w, period)
+    psi, z = r.feature_seasonal_psi(w, period), r.feature_seasonal_z(w, period)
+    earlier = f"{r.feature_observations(w)} offset {period}"
+    return [
+        _Question("feature_psi", _by(mf, psi), (psi,), None, key, inlinable=False),
+        _Question("feature_drift_z", _by(mf, z), (z,), None, key, inlinable=False),
+        _Question(
+            "feature_observations",
+            _by(mf, earlier, "sum"),
+            (r.feature_observations(w), z),
+            None,
+            key,
+            inlinable=False,
         ),
     ]
 
@@ -384,7 +411,11 @@ class _Plan:
 
 
 def _plan(
-    drift_windows: Iterable[str], feedback_windows: Iterable[str], loaded: set[str], evaluation_interval: str
+    drift_windows: Iterable[str],
+    feedback_windows: Iterable[str],
+    loaded: set[str],
+    evaluation_interval: str,
+    seasonal: Iterable[tuple[str, str]] = (),
 ) -> _Plan:
     drift_windows, feedback_windows = set(drift_windows), set(feedback_windows)
     inline = _Inliner(drift_windows | feedback_windows, evaluation_interval, at=time.time())
@@ -394,11 +425,13 @@ def _plan(
         questions += _drift_questions(w)
     for w in sorted(feedback_windows, key=duration_seconds):
         questions += _feedback_questions(w, inline.step_ms, inline.at)
+    for w, period in sorted(set(seasonal)):
+        questions += _seasonal_questions(w, period)
     for q in questions:
         if all(name in loaded for name in q.needs):
             plan.parts.append((q, q.recorded))
             continue
-        raw = q.raw or inline(q.recorded)
+        raw = q.raw or (inline(q.recorded) if q.inlinable else None)
         if raw is None:
             missing = ", ".join(n for n in q.needs if n not in loaded)
             plan.unanswerable[(q.check, q.window)] = (
@@ -639,6 +672,63 @@ def _enough(count: float | None, needed: int) -> tuple[bool, str]:
     return True, f"{count:.0f} observations"
 
 
+def _drift_checks(
+    model: ModelSpec, features: list[str], a: _Answers, missing: Callable[[str, str], str]
+) -> list[Check]:
+    """Per feature, drift as MlmonFeatureDrift* judges it: against the reference profile or, with
+    ``drift_baseline: seasonal``, against the same window one period earlier (which must hold enough
+    observations too: a version younger than the period has none)."""
+    t, name, dw = model.thresholds, model.name, model.thresholds.drift_window
+    seasonal = t.drift_baseline == "seasonal"
+    key = seasonal_key(dw, t.seasonal_period) if seasonal else dw
+    against = f" against the same {dw} {t.seasonal_period} earlier" if seasonal else ""
+    psi, observations = (
+        a.per_feature("feature_psi", name, key),
+        a.per_feature("feature_observations", name, dw),
+    )
+    earlier = a.per_feature("feature_observations", name, key) if seasonal else {}
+    evidence = a.per_feature("feature_drift_z", name, key)
+    z_needed = r.drift_z_threshold(model)
+    checks = []
+    for feature in features:
+        value, z = psi.get(feature), evidence.get(feature)
+        ok, detail = _enough(observations.get(feature), t.min_drift_samples)
+        if ok and seasonal:
+            before = earlier.get(feature)
+            if before is None or math.isnan(before) or before < t.min_drift_samples:
+                ok, detail = (
+                    False,
+                    (
+                        f"no seasonal baseline: {0 if before is None or math.isnan(before) else before:.0f} "
+                        f"observations in the same {dw} {t.seasonal_period} earlier (a version younger than "
+                        f"{t.seasonal_period} has none; it needs min_drift_samples, {t.min_drift_samples})"
+                    ),
+                )
+        verdict: Verdict = "NO DATA"
+        if t.drift_test == "psi":
+            verdict = _verdict(value, t.psi_warning, t.psi_critical) if ok else "NO DATA"
+            detail = f"PSI{against}, {detail}" if ok and seasonal else detail
+            checks.append(
+                Check(
+                    "feature_psi",
+                    value,
+                    t.psi_warning,
+                    verdict,
+                    feature,
+                    missing("feature_psi", key) or detail,
+                )
+            )
+            continue
+        unanswered = missing("feature_psi", key) or missing("feature_drift_z", key)
+        if ok and (z is None or math.isnan(z)):
+            detail = unanswered or f"no drift evidence recorded ({detail})"
+        elif ok and z is not None:
+            verdict = _evidence_verdict(value, z, z_needed, t.drift_min_psi, t.psi_critical)
+            detail = f"z {z:.1f}{against} (alerts above {z_needed:.2f} with PSI above {t.drift_min_psi:g}), {detail}"
+        checks.append(Check("feature_psi", value, t.drift_min_psi, verdict, feature, unanswered or detail))
+    return checks
+
+
 def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
     t, name = model.thresholds, model.name
     dw, fw = t.drift_window, t.feedback_window
@@ -709,35 +799,10 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
             )
         )
 
-    psi = a.per_feature("feature_psi", name, dw)
     observations = a.per_feature("feature_observations", name, dw)
-    features = [f.name for f in model.features] or sorted(set(psi) | set(observations))
-    drift_checks = []
-    if t.drift_test == "evidence":
-        evidence = a.per_feature("feature_drift_z", name, dw)
-        z_needed = r.drift_z_threshold(model)
-        for feature in features:
-            value, z = psi.get(feature), evidence.get(feature)
-            ok, detail = _enough(observations.get(feature), t.min_drift_samples)
-            unanswered = missing("feature_psi", dw) or missing("feature_drift_z", dw)
-            verdict = "NO DATA"
-            if ok and (z is None or math.isnan(z)):
-                detail = unanswered or f"no drift evidence recorded ({detail})"
-            elif ok and z is not None:
-                verdict = _evidence_verdict(value, z, z_needed, t.drift_min_psi, t.psi_critical)
-                detail = (
-                    f"z {z:.1f} (alerts above {z_needed:.2f} with PSI above {t.drift_min_psi:g}), {detail}"
-                )
-            drift_checks.append(
-                Check("feature_psi", value, t.drift_min_psi, verdict, feature, unanswered or detail)
-            )
-    for feature in features if t.drift_test == "psi" else ():
-        value = psi.get(feature)
-        ok, detail = _enough(observations.get(feature), t.min_drift_samples)
-        verdict = _verdict(value, t.psi_warning, t.psi_critical) if ok else "NO DATA"
-        drift_checks.append(
-            Check("feature_psi", value, t.psi_warning, verdict, feature, missing("feature_psi", dw) or detail)
-        )
+    psi_now = a.per_feature("feature_psi", name, dw)
+    features = [f.name for f in model.features] or sorted(set(psi_now) | set(observations))
+    drift_checks = _drift_checks(model, features, a, missing)
     # The most drifted first.
     drift_checks.sort(key=lambda ch: -(ch.value if ch.value is not None and math.isfinite(ch.value) else -1))
     checks += drift_checks
@@ -947,6 +1012,11 @@ def gather_status(
                         (m.thresholds.feedback_window for m in models),
                         loaded,
                         evaluation_interval,
+                        (
+                            (m.thresholds.drift_window, m.thresholds.seasonal_period)
+                            for m in models
+                            if m.thresholds.drift_baseline == "seasonal"
+                        ),
                     )
                     asked = _ask(prometheus, plan, pool)
                 from_alerts = pool.submit(_alerts, prometheus)

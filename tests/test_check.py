@@ -127,7 +127,12 @@ def full_spec(secrets: Path) -> dict[str, Any]:
                 "features": ["tenure"],
                 "thresholds": {"drift_window": "30m", "feedback_window": "1d"},
             },
-            {"name": "fraud", "targets": ["127.0.0.1:8002"], "thresholds": {"drift_window": "2h"}},
+            {
+                "name": "fraud",
+                "targets": ["127.0.0.1:8002"],
+                # Judged against the same window 3 hours earlier: its own rules, alert tests and panel target.
+                "thresholds": {"drift_window": "2h", "drift_baseline": "seasonal", "seasonal_period": "3h"},
+            },
         ],
     }
 
@@ -152,7 +157,12 @@ HOSTILE: dict[str, Any] = {
             "name": HOSTILE_NAME,
             "targets": ["127.0.0.1:8001"],
             "features": ['f"{{1}}', "back\\slash: # é"],
-            "thresholds": {"drift_window": "30m", "feedback_window": "7d"},
+            "thresholds": {
+                "drift_window": "30m",
+                "feedback_window": "7d",
+                "drift_baseline": "seasonal",
+                "seasonal_period": "1h",
+            },
         },
     ],
 }

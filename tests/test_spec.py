@@ -108,6 +108,21 @@ def test_drift_test_settings_are_checked() -> None:
     )
 
 
+def test_seasonal_baseline_settings_are_checked() -> None:
+    base = "models:\n  - name: m\n    targets: ['h:1']\n    thresholds:\n"
+    t = spec_from_yaml(base + "      drift_baseline: seasonal\n").models[0].thresholds
+    assert (t.drift_baseline, t.seasonal_period) == ("seasonal", "1d")
+    assert "did you mean 'seasonal'" in error_of(base + "      drift_baseline: seasonl\n").message
+    assert (
+        "seasonal_period: must be between 1h and 14d, got 30d"
+        in error_of(base + "      drift_baseline: seasonal\n      seasonal_period: 30d\n").message
+    )
+    # The window one period earlier must predate a change for a whole window and drift_for (1h + 15m + 5m).
+    error = error_of(base + "      drift_baseline: seasonal\n      seasonal_period: 1h\n").message
+    assert "seasonal_period (1h) must be at least drift_window + drift_for + 5m (80m)" in error
+    assert spec_from_yaml(base + "      drift_baseline: seasonal\n      seasonal_period: 80m\n")
+
+
 def test_psi_warning_must_be_below_critical() -> None:
     err = error_of(MINIMAL + "    thresholds: {psi_warning: 0.3, psi_critical: 0.2}\n")
     assert "psi_warning (0.3) must be below psi_critical (0.2)" in err.message

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import yaml
 
 from mlmon import rules
 from mlmon.spec import spec_from_dict
-from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL
+from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL, seasonal_key
 from tests.conftest import CLI_ENV, run_cli
 from tests.servers import poll
 from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
@@ -95,13 +95,19 @@ def model_names(count: int) -> list[str]:
     return [f"model-{i:02d}" for i in range(count)]
 
 
-def spec_dict(models: list[str]) -> dict[str, Any]:
+def spec_dict(models: list[str], seasonal: Sequence[str] = ()) -> dict[str, Any]:
+    """The spec of ``models``; those in ``seasonal`` judge drift against the same window a day earlier."""
     return {
         "defaults": {
             "thresholds": {"drift_window": WINDOW, "feedback_window": WINDOW, "min_drift_samples": 100}
         },
         "models": [
-            {"name": name, "targets": [f"127.0.0.1:{8000 + i}"], "features": list(FEATURES)}
+            {
+                "name": name,
+                "targets": [f"127.0.0.1:{8000 + i}"],
+                "features": list(FEATURES),
+                **({"thresholds": {"drift_baseline": "seasonal"}} if name in seasonal else {}),
+            }
             for i, name in enumerate(models)
         ],
     }
@@ -126,7 +132,9 @@ class StatusServer:
 
     fake: FakePrometheus
     models: list[str]
-    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # (model, check), or (model, check, window) for an answer that differs by window.
+    values: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    seasonal: Sequence[str] = ()  # models with drift_baseline: seasonal
     refused: set[str] = field(default_factory=set)  # checks whose part Prometheus refuses (HTTP 400)
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -141,7 +149,7 @@ class StatusServer:
         return server
 
     def install(self) -> None:
-        spec = spec_from_dict(spec_dict(self.models))
+        spec = spec_from_dict(spec_dict(self.models, self.seasonal))
         recorded = [
             {"name": rule.record, "type": "recording", "query": rule.expr}
             for group in rules.recording_rules(spec)
@@ -158,7 +166,7 @@ class StatusServer:
     def samples(self, check: str, window: str) -> list[dict[str, Any]]:
         out = []
         for model in self.models:
-            value = self.values.get((model, check))
+            value = self.values.get((model, check, window), self.values.get((model, check)))
             if value is None:
                 continue
             labels = {CHECK_LABEL: check} | ({WINDOW_LABEL: window} if window else {})
@@ -230,10 +238,11 @@ def status(
     *args: str,
     mlflow_uri: str | None = None,
     env: dict[str, str] | None = None,
+    seasonal: Sequence[str] = (),
 ) -> tuple[int, dict[str, Any], str, str]:
     """Run `mlmon status --json` against the scripted server: (exit code, report, stdout, stderr)."""
     spec = tmp_path / "mlmon.yaml"
-    spec.write_text(yaml.safe_dump(spec_dict(models)))
+    spec.write_text(yaml.safe_dump(spec_dict(models, seasonal)))
     code, out, err = run_cli(
         "status",
         "--json",
@@ -579,6 +588,40 @@ def test_partial_data_judges_what_was_answered_and_says_no_data_for_the_rest(
 
     c = model_of(report, "c")
     assert c["verdict"] == "NO DATA" and {ch["verdict"] for ch in c["checks"]} == {"NO DATA"}
+
+
+def test_a_seasonal_model_is_judged_against_the_same_window_a_period_earlier(
+    fake: FakePrometheus, tmp_path: Path
+) -> None:
+    """a: PSI and z against yesterday's window decide (not those against the reference, which the healthy
+    answers keep low); b: a version younger than the period has no window a day earlier: NO DATA, and why."""
+    server = StatusServer.healthy(fake, ["a", "b"])
+    server.seasonal = ("a", "b")
+    earlier = seasonal_key(WINDOW, "1d")
+    server.values[("a", "feature_psi", earlier)] = {"income": "0.05", "age": "0.001", "region": "0.3"}
+    server.values[("a", "feature_drift_z", earlier)] = {"income": "9", "age": "1", "region": "12"}
+    server.values[("b", "feature_observations", earlier)] = {}
+    server.install()
+    code, report, _, err = status(fake, tmp_path, ["a", "b"], seasonal=("a", "b"))
+    assert report["prometheus"]["ok"] is True, err
+    queries = [tags(r.form["query"][0]) for r in fake.requests if r.path == QUERY]
+    assert len(queries) == QUERIES  # the seasonal parts ride in the same requests
+    assert ("feature_drift_z", earlier) in [part for q in queries for part in q]
+
+    a = {c["feature"]: c for c in checks(model_of(report, "a"), "feature_psi")}
+    assert {f: (c["value"], c["verdict"]) for f, c in a.items()} == {
+        "income": (0.05, "WARN"),
+        "age": (0.001, "OK"),
+        "region": (0.3, "CRIT"),
+    }
+    assert a["income"]["detail"].startswith("z 9.0 against the same 1h 1d earlier (alerts above")
+    b = checks(model_of(report, "b"), "feature_psi")
+    assert {c["verdict"] for c in b} == {"NO DATA"}
+    assert b[0]["detail"] == (
+        "no seasonal baseline: 0 observations in the same 1h 1d earlier (a version younger than 1d has "
+        "none; it needs min_drift_samples, 100)"
+    )
+    assert code == 0  # without --check, verdicts do not set the exit code
 
 
 # ------------------------------------------------------------------------------------------------------
