@@ -74,6 +74,12 @@ PREDICTION_REFERENCE_RATIO = Metric(
     ("model", "version", "bin"),
     "Share of reference predictions in each bin.",
 )
+PREDICTION_REFERENCE_OBSERVATIONS = Metric(
+    "mlmon_prediction_reference_observations",
+    "gauge",
+    ("model", "version"),
+    "Predictions in the reference data: how sure the reference prediction shares are.",
+)
 PREDICTION_CONFIDENCE = Metric(
     "mlmon_prediction_confidence",
     "histogram",
@@ -86,6 +92,12 @@ REFERENCE_CONFIDENCE_MEAN = Metric(
     "gauge",
     ("model", "version"),
     "Mean confidence of the predicted class on the reference data.",
+)
+REFERENCE_CONFIDENCE_OBSERVATIONS = Metric(
+    "mlmon_reference_confidence_observations",
+    "gauge",
+    ("model", "version"),
+    "Reference rows the mean confidence rests on.",
 )
 FEATURE_BIN = Metric(
     "mlmon_feature_bin_total",
@@ -135,6 +147,12 @@ REFERENCE_ACCURACY = Metric(
     ("model", "version"),
     "Accuracy of the model version on its reference data.",
 )
+REFERENCE_ACCURACY_OBSERVATIONS = Metric(
+    "mlmon_reference_accuracy_observations",
+    "gauge",
+    ("model", "version"),
+    "Reference rows (with a target and a prediction) the reference accuracy rests on.",
+)
 MONITOR_START = Metric(
     "mlmon_monitor_start_time_seconds",
     "gauge",
@@ -154,8 +172,10 @@ METRICS: tuple[Metric, ...] = (
     REQUEST_DURATION,
     PREDICTION_BIN,
     PREDICTION_REFERENCE_RATIO,
+    PREDICTION_REFERENCE_OBSERVATIONS,
     PREDICTION_CONFIDENCE,
     REFERENCE_CONFIDENCE_MEAN,
+    REFERENCE_CONFIDENCE_OBSERVATIONS,
     FEATURE_BIN,
     FEATURE_REFERENCE_RATIO,
     FEATURE_REFERENCE_OBSERVATIONS,
@@ -164,6 +184,7 @@ METRICS: tuple[Metric, ...] = (
     INVALID_INPUT,
     FEEDBACK,
     REFERENCE_ACCURACY,
+    REFERENCE_ACCURACY_OBSERVATIONS,
     MONITOR_START,
     MODEL_TRAINED_TIMESTAMP,
 )

@@ -280,6 +280,50 @@ def prediction_reference_share() -> str:
     return "model_bin:mlmon_prediction_reference_ratio:clamped"
 
 
+def prediction_reference_share_exact() -> str:
+    return "model_bin:mlmon_prediction_reference_ratio:last"
+
+
+def prediction_reference_degrees() -> str:
+    """Degrees of freedom of the predictions' chi-square: the bins the reference has predictions in, less one."""
+    return "model:mlmon_prediction_reference_bins:degrees"
+
+
+def prediction_reference_observations() -> str:
+    return "model:mlmon_prediction_reference_observations:last"
+
+
+def prediction_drift_z(window: str) -> str:
+    """How sure the window's prediction shares differ from the reference's: the chi-square, as a z score."""
+    return f"model:mlmon_prediction_drift:z_{window}"
+
+
+def reference_confidence_mean() -> str:
+    return "model:mlmon_reference_confidence_mean:last"
+
+
+def reference_confidence_observations() -> str:
+    return "model:mlmon_reference_confidence_observations:last"
+
+
+def confidence_drop_z(window: str) -> str:
+    """How sure the window's mean confidence is below the reference's (see mlmon.drift.evidence.mean_drop_z)."""
+    return f"model:mlmon_prediction_confidence:drop_z_{window}"
+
+
+def reference_accuracy() -> str:
+    return "model:mlmon_reference_accuracy:last"
+
+
+def reference_accuracy_observations() -> str:
+    return "model:mlmon_reference_accuracy_observations:last"
+
+
+def accuracy_drop_z(window: str) -> str:
+    """How sure the window's accuracy from feedback is below the reference's: the two-proportion z."""
+    return f"model:mlmon_accuracy:drop_z_{window}"
+
+
 # ------------------------------------------------------------------------------------------------------
 # Recording rules
 
@@ -309,10 +353,11 @@ def _reference_shares() -> list[RecordingRule]:
         RecordingRule(exact, reference_gauge(c.FEATURE_REFERENCE_RATIO.name, feature_on)),
         RecordingRule(feature_reference_share(), f"clamp_min({exact}, {EPS})"),
         RecordingRule(feature_reference_degrees(), f"count by ({mvf}) ({exact} > 0) - 1 > 0"),
-        RecordingRule(
+        _observations_or_exact(
             feature_reference_observations(),
-            f"{reference_gauge(c.FEATURE_REFERENCE_OBSERVATIONS.name, mvf)}\nor\n"
-            f"{feature_reference_degrees()} * 0 + {number(ASSUMED_REFERENCE_OBSERVATIONS)}",
+            c.FEATURE_REFERENCE_OBSERVATIONS.name,
+            feature_reference_degrees(),
+            mvf,
         ),
         RecordingRule(
             feature_reference_missing_ratio(), reference_gauge(c.FEATURE_REFERENCE_MISSING_RATIO.name, mvf)
@@ -322,10 +367,41 @@ def _reference_shares() -> list[RecordingRule]:
             f"{feature_reference_observations()}\n/\n(1 - {feature_reference_missing_ratio()} > 0)",
         ),
         RecordingRule(
-            prediction_reference_share(),
-            f"clamp_min({reference_gauge(c.PREDICTION_REFERENCE_RATIO.name, prediction_on)}, {EPS})",
+            prediction_reference_share_exact(),
+            reference_gauge(c.PREDICTION_REFERENCE_RATIO.name, prediction_on),
+        ),
+        RecordingRule(
+            prediction_reference_share(), f"clamp_min({prediction_reference_share_exact()}, {EPS})"
+        ),
+        RecordingRule(
+            prediction_reference_degrees(),
+            f"count by ({_MV}) ({prediction_reference_share_exact()} > 0) - 1 > 0",
+        ),
+        _observations_or_exact(
+            prediction_reference_observations(),
+            c.PREDICTION_REFERENCE_OBSERVATIONS.name,
+            prediction_reference_degrees(),
+        ),
+        RecordingRule(reference_confidence_mean(), reference_gauge(c.REFERENCE_CONFIDENCE_MEAN.name, _MV)),
+        _observations_or_exact(
+            reference_confidence_observations(),
+            c.REFERENCE_CONFIDENCE_OBSERVATIONS.name,
+            reference_confidence_mean(),
+        ),
+        RecordingRule(reference_accuracy(), reference_gauge(c.REFERENCE_ACCURACY.name, _MV)),
+        _observations_or_exact(
+            reference_accuracy_observations(), c.REFERENCE_ACCURACY_OBSERVATIONS.name, reference_accuracy()
         ),
     ]
+
+
+def _observations_or_exact(record: str, gauge: str, present: str, on: str = _MV) -> RecordingRule:
+    """The observations a reference rests on; where a profile predates them (the gauge is absent while the
+    reference, ``present``, is there), a very large number: the reference is taken as exact."""
+    return RecordingRule(
+        record,
+        f"{reference_gauge(gauge, on)}\nor\n{present} * 0 + {number(ASSUMED_REFERENCE_OBSERVATIONS)}",
+    )
 
 
 def _rate_rules() -> RuleGroup:
@@ -558,11 +634,23 @@ def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             + _psi(prediction_bin_ratio(w), prediction_reference_share(), mvb)
             + "\n)",
         ),
+        RecordingRule(
+            prediction_drift_z(w),
+            _chi_square_z(
+                prediction_bin_ratio(w),
+                prediction_reference_share_exact(),
+                prediction_reference_observations(),
+                prediction_observations(w),
+                _MV,
+                prediction_reference_degrees(),
+            ),
+        ),
         counted(CONFIDENCE_COUNT),
         RecordingRule(
             confidence_mean(w),
             f"{window_sum(CONFIDENCE_SUM.step, w, step_ms)}\n/\n{confidence_count(w)}",
         ),
+        RecordingRule(confidence_drop_z(w), _confidence_drop_z(w)),
         counted(REQUESTS),
         counted(INVALID_INPUT),
         # Per feature and reason, the share of requests that brought such a value (an unknown feature is
@@ -585,19 +673,57 @@ def _drift_z(w: str) -> str:
     )
 
 
-def _chi_square_z(current: str, baseline: str, n_baseline: str, n_current: str) -> str:
+def _chi_square_z(
+    current: str,
+    baseline: str,
+    n_baseline: str,
+    n_current: str,
+    group: str = f"{_MV}, feature",
+    degrees: str = feature_reference_degrees(),
+) -> str:
     """The two-sample chi-square of ``current`` bin shares against ``baseline`` shares, with both sample sizes,
     as a Wilson-Hilferty z (see mlmon.drift.evidence, which computes the same offline):
     X2 = n_ref * n_cur * sum((p_cur - p_ref)^2 / (n_ref * p_ref + n_cur * p_cur)) over bins with any mass, with
-    the reference's bins with values, less one, as degrees of freedom."""
-    mvf, mvfb = f"{_MV}, feature", f"{_MV}, feature, bin"
-    k = feature_reference_degrees()
-    pooled = f"({baseline} * on ({mvf}) group_left {n_baseline}\n    + {current} * on ({mvf}) group_left {n_current})"
+    the reference's bins with values, less one, as degrees of freedom. ``group``: the labels of one
+    distribution (a feature's, or the predictions', of a model version); its bins add ``bin``."""
+    bins = f"{group}, bin"
+    k = degrees
+    pooled = f"({baseline} * on ({group}) group_left {n_baseline}\n    + {current} * on ({group}) group_left {n_current})"
     chi2 = (
-        f"sum by ({mvf}) (\n  ({current} - on ({mvfb}) {baseline}) ^ 2\n"
-        f"  / on ({mvfb})\n  ({pooled} > 0)\n)\n* on ({mvf}) {n_baseline} * on ({mvf}) {n_current}"
+        f"sum by ({group}) (\n  ({current} - on ({bins}) {baseline}) ^ 2\n"
+        f"  / on ({bins})\n  ({pooled} > 0)\n)\n* on ({group}) {n_baseline} * on ({group}) {n_current}"
     )
-    return f"(\n  ({chi2}\n  / on ({mvf}) {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
+    return f"(\n  ({chi2}\n  / on ({group}) {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
+
+
+def _confidence_drop_z(w: str) -> str:
+    """mlmon.drift.evidence.mean_drop_z in PromQL: each variance at its largest for its mean, m (1 - m)."""
+    mean, n, ref, n_ref = (
+        confidence_mean(w),
+        confidence_count(w),
+        reference_confidence_mean(),
+        reference_confidence_observations(),
+    )
+    return (
+        f"({ref} - on ({_MV}) {mean})\n/ on ({_MV})\nsqrt(\n  {mean} * (1 - {mean}) / {n}\n"
+        f"  + on ({_MV}) {ref} * (1 - {ref}) / {n_ref}\n)"
+    )
+
+
+def _accuracy_drop_z(w: str) -> str:
+    """The two-proportion z of the window's accuracy below the reference's, both sample sizes in it (see
+    mlmon.drift.evidence.proportion_z, whose sign is the other way)."""
+    acc, n, ref, n_ref = (
+        accuracy(w),
+        feedback_count(w),
+        reference_accuracy(),
+        reference_accuracy_observations(),
+    )
+    pooled = f"(({acc} * {n} + on ({_MV}) {ref} * {n_ref}) / ({n} + on ({_MV}) {n_ref}))"
+    return (
+        f"({ref} - on ({_MV}) {acc})\n/ on ({_MV})\n"
+        f"sqrt({pooled} * (1 - {pooled}) * (1 / {n} + on ({_MV}) 1 / {n_ref}))"
+    )
 
 
 def seasonal_baselines(spec: Spec) -> tuple[tuple[str, str], ...]:
@@ -694,6 +820,7 @@ def _feedback_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             f"  > -Inf\n)\nor\n{class_precision(w)} * 0",
         ),
         RecordingRule(macro_f1(w), f"avg by ({_MV}) ({class_f1(w)})"),
+        RecordingRule(accuracy_drop_z(w), _accuracy_drop_z(w)),
     ]
 
 
@@ -761,7 +888,7 @@ def _runbook(spec: Spec, alert: str) -> str:
 def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
     t = model.thresholds
     sel = promql_matchers(model=model.name)
-    dw, fw = t.drift_window, t.feedback_window
+    dw = t.drift_window
     n = t.min_drift_samples
 
     def alert(
@@ -876,26 +1003,7 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
     ]
     rules += [_drift_alert(model, severity, alert) for severity in ("warning", "critical")]
     rules += [
-        alert(
-            "MlmonPredictionDrift",
-            f"{prediction_psi(dw)}{sel} > {number(t.prediction_psi)}\n"
-            f"and on ({_MV})\n{prediction_observations(dw)}{sel} >= {n}",
-            t.drift_for,
-            "warning",
-            "prediction_drift",
-            _annotation("Predictions of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
-            _annotation(
-                "PSI of the prediction distribution over ",
-                dw,
-                " for version ",
-                Label("version"),
-                " is ",
-                Value("%.3f"),
-                ", above ",
-                number(t.prediction_psi),
-                ".",
-            ),
-        ),
+        _prediction_drift_alert(model, alert),
         _missing_alert(model, alert),
         alert(
             "MlmonInvalidInput",
@@ -921,48 +1029,8 @@ def _model_alerts(spec: Spec, model: ModelSpec) -> tuple[RuleGroup, RuleGroup]:
                 ".",
             ),
         ),
-        alert(
-            "MlmonConfidenceDrop",
-            f"{confidence_mean(dw)}{sel}\n< on ({_MV})\n"
-            f"({reference_gauge(c.REFERENCE_CONFIDENCE_MEAN.name + sel, _MV)} - {number(t.confidence_drop)})\n"
-            f"and on ({_MV})\n{confidence_count(dw)}{sel} >= {n}",
-            "30m",
-            "warning",
-            "confidence",
-            _annotation("Model ", M, " is less confident (mean ", Value("%.3f"), ")"),
-            _annotation(
-                "Mean confidence over ",
-                dw,
-                " for version ",
-                Label("version"),
-                " is ",
-                Value("%.3f"),
-                ", more than ",
-                number(t.confidence_drop),
-                " below its reference.",
-            ),
-        ),
-        alert(
-            "MlmonAccuracyDrop",
-            f"{accuracy(fw)}{sel}\n< on ({_MV})\n"
-            f"({reference_gauge(c.REFERENCE_ACCURACY.name + sel, _MV)} - {number(t.accuracy_drop)})\n"
-            f"and on ({_MV})\n{feedback_count(fw)}{sel} >= {n}",
-            "30m",
-            "critical",
-            "accuracy",
-            _annotation("Model ", M, " accuracy dropped to ", Value("%.3f")),
-            _annotation(
-                "Accuracy from feedback over ",
-                fw,
-                " for version ",
-                Label("version"),
-                " is ",
-                Value("%.3f"),
-                ", more than ",
-                number(t.accuracy_drop),
-                " below its reference.",
-            ),
-        ),
+        _confidence_alert(model, alert),
+        _accuracy_alert(model, alert),
         alert(
             "MlmonModelStale",
             f"{model_age()}{sel} > {number(t.max_model_age_days * 86400)}",
@@ -1061,6 +1129,149 @@ def _drift_alert(model: ModelSpec, severity: str, alert: Callable[..., AlertRule
         "drift",
         summary,
         description,
+    )
+
+
+def _prediction_drift_alert(model: ModelSpec, alert: Callable[..., AlertRule]) -> AlertRule:
+    """MlmonPredictionDrift: the predictions' bins judged as a feature's are (evidence and size), or, with
+    ``drift_test: psi``, their PSI above ``prediction_psi``."""
+    t = model.thresholds
+    sel, dw, n = promql_matchers(model=model.name), t.drift_window, t.min_drift_samples
+    enough = f"and on ({_MV})\n{prediction_observations(dw)}{sel} >= {n}"
+    if t.drift_test == "psi":
+        return alert(
+            "MlmonPredictionDrift",
+            f"{prediction_psi(dw)}{sel} > {number(t.prediction_psi)}\n{enough}",
+            t.drift_for,
+            "warning",
+            "prediction_drift",
+            _annotation("Predictions of model ", M, " drifted (PSI ", Value("%.3f"), ")"),
+            _annotation(
+                "PSI of the prediction distribution over ",
+                dw,
+                " for version ",
+                Label("version"),
+                " is ",
+                Value("%.3f"),
+                ", above ",
+                number(t.prediction_psi),
+                ".",
+            ),
+        )
+    z = number(round(drift_z_threshold(model), 3))
+    return alert(
+        "MlmonPredictionDrift",
+        f"{prediction_drift_z(dw)}{sel} > {z}\n"
+        f"and on ({_MV})\n{prediction_psi(dw)}{sel} > {number(t.drift_min_psi)}\n{enough}\n"
+        f"and on ({_MV})\n{prediction_observations(dw)}{sel}"
+        f" >= {MIN_EXPECTED_PER_BIN} * ({prediction_reference_degrees()}{sel} + 1)",
+        t.drift_for,
+        "warning",
+        "prediction_drift",
+        _annotation("Predictions of model ", M, " drifted (z ", Value("%.1f"), ")"),
+        _annotation(
+            "Over ",
+            dw,
+            ", the predictions of version ",
+            Label("version"),
+            " are spread over their bins differently from the reference, with z = ",
+            Value("%.1f"),
+            f" (above {z}, at most {number(t.false_alarms_per_week)} false alarms a week), and their PSI is "
+            f"above {number(t.drift_min_psi)}.",
+        ),
+    )
+
+
+def _dropped(
+    model: ModelSpec,
+    value: str,
+    reference: str,
+    drop: float,
+    evidence: str,
+    count: str,
+) -> str:
+    """``value`` more than ``drop`` below ``reference``, on ``count`` >= min_drift_samples; with
+    ``drift_test: evidence``, also with evidence (``evidence`` above the model's z). The value stays first, so
+    that it is the alert's."""
+    t, sel = model.thresholds, promql_matchers(model=model.name)
+    expr = (
+        f"{value}{sel}\n< on ({_MV})\n({reference}{sel} - {number(drop)})\n"
+        f"and on ({_MV})\n{count}{sel} >= {t.min_drift_samples}"
+    )
+    if t.drift_test == "evidence":
+        expr += f"\nand on ({_MV})\n{evidence}{sel} > {number(round(drift_z_threshold(model), 3))}"
+    return expr
+
+
+def _evidence_words(model: ModelSpec) -> str:
+    t = model.thresholds
+    if t.drift_test != "evidence":
+        return "."
+    z = number(round(drift_z_threshold(model), 3))
+    return f", with evidence above z {z} (at most {number(t.false_alarms_per_week)} false alarms a week)."
+
+
+def _confidence_alert(model: ModelSpec, alert: Callable[..., AlertRule]) -> AlertRule:
+    """MlmonConfidenceDrop: the window's mean confidence more than ``confidence_drop`` below the reference's
+    (and, with evidence, surely below it: mlmon.drift.evidence.mean_drop_z)."""
+    t, dw = model.thresholds, model.thresholds.drift_window
+    return alert(
+        "MlmonConfidenceDrop",
+        _dropped(
+            model,
+            confidence_mean(dw),
+            reference_confidence_mean(),
+            t.confidence_drop,
+            confidence_drop_z(dw),
+            confidence_count(dw),
+        ),
+        "30m",
+        "warning",
+        "confidence",
+        _annotation("Model ", M, " is less confident (mean ", Value("%.3f"), ")"),
+        _annotation(
+            "Mean confidence over ",
+            dw,
+            " for version ",
+            Label("version"),
+            " is ",
+            Value("%.3f"),
+            ", more than ",
+            number(t.confidence_drop),
+            " below its reference" + _evidence_words(model),
+        ),
+    )
+
+
+def _accuracy_alert(model: ModelSpec, alert: Callable[..., AlertRule]) -> AlertRule:
+    """MlmonAccuracyDrop: accuracy from feedback more than ``accuracy_drop`` below the reference's (and, with
+    evidence, surely below it: the two-proportion z with both sample sizes)."""
+    t, fw = model.thresholds, model.thresholds.feedback_window
+    return alert(
+        "MlmonAccuracyDrop",
+        _dropped(
+            model,
+            accuracy(fw),
+            reference_accuracy(),
+            t.accuracy_drop,
+            accuracy_drop_z(fw),
+            feedback_count(fw),
+        ),
+        "30m",
+        "critical",
+        "accuracy",
+        _annotation("Model ", M, " accuracy dropped to ", Value("%.3f")),
+        _annotation(
+            "Accuracy from feedback over ",
+            fw,
+            " for version ",
+            Label("version"),
+            " is ",
+            Value("%.3f"),
+            ", more than ",
+            number(t.accuracy_drop),
+            " below its reference" + _evidence_words(model),
+        ),
     )
 
 

@@ -286,6 +286,11 @@ def _drift_questions(w: str) -> list[_Question]:
         _Question(
             "confidence_count", _by("model", r.confidence_count(w), "sum"), (r.confidence_count(w),), None, w
         ),
+        # The evidence behind the prediction-drift and confidence alerts (drift_test: evidence).
+        _Question(
+            "prediction_drift_z", _by("model", r.prediction_drift_z(w)), (r.prediction_drift_z(w),), None, w
+        ),
+        _Question("confidence_z", _by("model", r.confidence_drop_z(w)), (r.confidence_drop_z(w),), None, w),
     ]
 
 
@@ -329,6 +334,7 @@ def _feedback_questions(w: str, step_ms: int, at: float | None) -> list[_Questio
         _Question(
             "feedback_count", _by("model", r.feedback_count(w), "sum"), (r.feedback_count(w),), None, w
         ),
+        _Question("accuracy_z", _by("model", r.accuracy_drop_z(w)), (r.accuracy_drop_z(w),), None, w),
         _Question("f1", _by("model", r.macro_f1(w)), (r.macro_f1(w),), None, w),
     ]
 
@@ -729,6 +735,65 @@ def _drift_checks(
     return checks
 
 
+def _prediction_check(model: ModelSpec, a: _Answers, missing: Callable[[str, str], str]) -> Check:
+    """Prediction drift as MlmonPredictionDrift judges it."""
+    t, name, dw = model.thresholds, model.name, model.thresholds.drift_window
+    value, z = a.one("prediction_psi", name, dw), a.one("prediction_drift_z", name, dw)
+    ok, detail = _enough(a.one("prediction_observations", name, dw), t.min_drift_samples)
+    verdict: Verdict = "NO DATA"
+    if t.drift_test == "psi":
+        verdict = _verdict(value, warn=t.prediction_psi) if ok else "NO DATA"
+        return Check(
+            "prediction_psi", value, t.prediction_psi, verdict, detail=missing("prediction_psi", dw) or detail
+        )
+    unanswered = missing("prediction_psi", dw) or missing("prediction_drift_z", dw)
+    if ok and (z is None or math.isnan(z)):
+        detail = unanswered or f"no prediction-drift evidence recorded ({detail})"
+    elif ok and z is not None:
+        # One severity, as the alert: a warning however large the PSI.
+        verdict = _evidence_verdict(value, z, r.drift_z_threshold(model), t.drift_min_psi, math.inf)
+        detail = f"z {z:.1f} (alerts above {r.drift_z_threshold(model):.2f} with PSI above {t.drift_min_psi:g}), {detail}"
+    return Check("prediction_psi", value, t.drift_min_psi, verdict, detail=unanswered or detail)
+
+
+# check -> (its reference, its evidence, what it counts, the drop that may alert, its window)
+_DROPS = {
+    "confidence": (
+        "reference_confidence",
+        "confidence_z",
+        "confidence_count",
+        "confidence_drop",
+        "drift_window",
+    ),
+    "accuracy": ("reference_accuracy", "accuracy_z", "feedback_count", "accuracy_drop", "feedback_window"),
+}
+
+
+def _dropped_check(model: ModelSpec, a: _Answers, missing: Callable[[str, str], str], check: str) -> Check:
+    """A mean (confidence, accuracy) judged as MlmonConfidenceDrop and MlmonAccuracyDrop do: more than the
+    allowed drop below the profile's reference value, and with drift_test evidence, surely below it."""
+    t, name = model.thresholds, model.name
+    reference, evidence, count, drop_key, window_key = _DROPS[check]
+    window, drop = getattr(t, window_key), getattr(t, drop_key)
+    value, ref, z = a.one(check, name, window), a.one(reference, name), a.one(evidence, name, window)
+    floor = ref - drop if ref is not None and math.isfinite(ref) else None
+    ok, detail = _enough(a.one(count, name, window), t.min_drift_samples)
+    if count == "feedback_count":
+        detail = detail.replace("observations", "feedback events")
+    if floor is None:
+        detail += f"; no {reference.replace('_', ' ')} in the profile"
+    verdict = _verdict(value, warn=floor, below=True) if ok else "NO DATA"
+    if t.drift_test == "evidence" and ok and floor is not None:
+        z_needed = r.drift_z_threshold(model)
+        if z is None or math.isnan(z):
+            detail += f"; no evidence recorded{': ' + missing(evidence, window) if missing(evidence, window) else ''}"
+        else:
+            detail = f"z {z:.1f} below the reference (alerts above {z_needed:.2f} with a drop above {drop:g}), {detail}"
+            if verdict == "WARN" and z <= z_needed:
+                verdict = "OK"  # below the floor, but as likely chance as not: the alert stays quiet too
+    return Check(check, value, floor, verdict, detail=missing(check, window) or detail)
+
+
 def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
     t, name = model.thresholds, model.name
     dw, fw = t.drift_window, t.feedback_window
@@ -826,39 +891,10 @@ def _checks(model: ModelSpec, a: _Answers, plan: _Plan) -> list[Check]:
         _invalid_input_check(a.values.get(("invalid_input", dw, name), []), t, missing("invalid_input", dw))
     )
 
-    value = a.one("prediction_psi", name, dw)
-    ok, detail = _enough(a.one("prediction_observations", name, dw), t.min_drift_samples)
-    checks.append(
-        Check(
-            "prediction_psi",
-            value,
-            t.prediction_psi,
-            _verdict(value, warn=t.prediction_psi) if ok else "NO DATA",
-            detail=missing("prediction_psi", dw) or detail,
-        )
-    )
-
-    def dropped_below_reference(check: str, reference: str, drop: float, count: str, window: str) -> Check:
-        """A mean (confidence, accuracy) judged against the profile's reference value minus ``drop``."""
-        value, ref = a.one(check, name, window), a.one(reference, name)
-        floor = ref - drop if ref is not None and math.isfinite(ref) else None
-        ok, detail = _enough(a.one(count, name, window), t.min_drift_samples)
-        if count == "feedback_count":
-            detail = detail.replace("observations", "feedback events")
-        if floor is None:
-            detail += f"; no {reference.replace('_', ' ')} in the profile"
-        verdict = _verdict(value, warn=floor, below=True) if ok else "NO DATA"
-        return Check(check, value, floor, verdict, detail=missing(check, window) or detail)
-
+    checks.append(_prediction_check(model, a, missing))
     if model.task == "classification":
-        checks.append(
-            dropped_below_reference(
-                "confidence", "reference_confidence", t.confidence_drop, "confidence_count", dw
-            )
-        )
-    checks.append(
-        dropped_below_reference("accuracy", "reference_accuracy", t.accuracy_drop, "feedback_count", fw)
-    )
+        checks.append(_dropped_check(model, a, missing, "confidence"))
+    checks.append(_dropped_check(model, a, missing, "accuracy"))
     ok, _ = _enough(a.one("feedback_count", name, fw), t.min_drift_samples)
     f1 = a.one("f1", name, fw)
     checks.append(

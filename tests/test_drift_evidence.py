@@ -18,6 +18,7 @@ from mlmon import rules
 from mlmon.drift.evidence import (
     ASSUMED_REFERENCE_OBSERVATIONS,
     chi_square_homogeneity,
+    mean_drop_z,
     proportion_z,
     wilson_hilferty_z,
     z_threshold,
@@ -222,7 +223,9 @@ def test_the_statistics_agree_with_scipy() -> None:
 
 def test_the_budget_sets_the_threshold() -> None:
     # More features or a longer week of windows split the same budget finer: the threshold rises.
-    assert z_threshold(0.05, 25, 3600) == pytest.approx(4.9928, abs=1e-3)
+    # 25 features x 2 tests + 3 model tests, 168 hour-long windows a week, 20 evaluations' worth each.
+    assert z_threshold(0.05, 25, 3600) == pytest.approx(stats.norm.isf(0.05 / (53 * 168 * 20)), rel=1e-9)
+    assert z_threshold(0.05, 25, 3600) == pytest.approx(5.004, abs=1e-3)
     assert z_threshold(0.05, 50, 3600) > z_threshold(0.05, 25, 3600)
     assert z_threshold(0.05, 25, 6 * 3600) < z_threshold(0.05, 25, 3600)
     assert z_threshold(1.0, 25, 3600) < z_threshold(0.05, 25, 3600)
@@ -276,3 +279,133 @@ def test_offline_at_100000_rows_subtle_changes_are_flagged_and_both_types_judged
     assert not old["category"].drift
     assert by_name["category"].jensenshannon is not None and by_name["category"].jensenshannon < 0.1
     assert by_name["steady"].statistic < 3 and by_name["steady_category"].statistic < 3
+
+
+# -- the model's own signals: predictions, confidence, accuracy --------------------------------------------------
+
+PREDICTION_SHARES = (0.6, 0.3, 0.1)
+
+
+def _model_series(
+    predictions_per_minute: tuple[int, ...],
+    confidence_sum_per_minute: float,
+    correct_per_minute: int,
+    wrong_per_minute: int,
+) -> list[dict[str, str]]:
+    labels = 'model="m",version="1"'
+    steps = EVAL_MINUTE + 20
+    gauges = {
+        c.PREDICTION_REFERENCE_OBSERVATIONS.name: 2000,
+        c.REFERENCE_CONFIDENCE_MEAN.name: 0.9,
+        c.REFERENCE_CONFIDENCE_OBSERVATIONS.name: 2000,
+        c.REFERENCE_ACCURACY.name: 0.85,
+        c.REFERENCE_ACCURACY_OBSERVATIONS.name: 1500,
+    }
+    series = [
+        {"series": f"{name}{{{labels}}}", "values": f"{value}x{steps}"} for name, value in gauges.items()
+    ]
+    for bin_, (share, count) in enumerate(zip(PREDICTION_SHARES, predictions_per_minute, strict=True)):
+        bin_labels = f'{labels},bin="c{bin_}"'
+        series += [
+            {"series": f"{c.PREDICTION_REFERENCE_RATIO.name}{{{bin_labels}}}", "values": f"{share}x{steps}"},
+            {"series": f"{c.PREDICTION_BIN.name}{{{bin_labels}}}", "values": f"0+{count}x{steps}"},
+        ]
+    confidence = c.PREDICTION_CONFIDENCE.name
+    series += [
+        {"series": f"{confidence}_count{{{labels}}}", "values": f"0+{sum(predictions_per_minute)}x{steps}"},
+        {"series": f"{confidence}_sum{{{labels}}}", "values": f"0+{confidence_sum_per_minute}x{steps}"},
+    ]
+    for correct, count in (("true", correct_per_minute), ("false", wrong_per_minute)):
+        outcome = (
+            f'{labels},predicted="c0",actual="{"c0" if correct == "true" else "c1"}",correct="{correct}"'
+        )
+        series.append({"series": f"{c.FEEDBACK.name}{{{outcome}}}", "values": f"0+{count}x{steps}"})
+    return series
+
+
+def _model_spec(drift_test: str = "evidence") -> dict[str, object]:
+    thresholds = {"drift_window": WINDOW, "feedback_window": WINDOW, "drift_test": drift_test}
+    return {"models": [{"name": "m", "targets": ["127.0.0.1:8000"], "thresholds": thresholds}]}
+
+
+def test_model_level_z_scores_equal_the_offline_ones(promtool: str, tmp_path: Path) -> None:
+    """Prediction drift by the features' chi-square, the confidence drop by mean_drop_z, the accuracy drop by
+    the two-proportion z: each recorded z equals mlmon.drift.evidence's on the same counts."""
+    out = render_into(spec_from_dict(_model_spec()), tmp_path / "out")
+    predictions, confidence_sum, correct, wrong = (50, 35, 15), 84.0, 20, 5
+    window = [n * MINUTES for n in predictions]
+    statistic, degrees = chi_square_homogeneity(window, PREDICTION_SHARES, 2000)
+    n = sum(window)
+    expected = {
+        rules.prediction_drift_z(WINDOW): wilson_hilferty_z(statistic, degrees),
+        rules.confidence_drop_z(WINDOW): mean_drop_z(confidence_sum * MINUTES / n, n, 0.9, 2000),
+        rules.accuracy_drop_z(WINDOW): -proportion_z(
+            correct * MINUTES, (correct + wrong) * MINUTES, 0.85, 1500
+        ),
+    }
+    assert all(value > 1 for value in expected.values())  # each case is a drift or a drop, not a zero
+    case = {
+        "interval": "1m",
+        "input_series": _model_series(predictions, confidence_sum, correct, wrong),
+        "promql_expr_test": [
+            {
+                "expr": f"abs({name} - {value!r}) < bool {1e-12 * max(abs(value), 1)!r}",
+                "eval_time": f"{EVAL_MINUTE}m",
+                "exp_samples": [{"labels": '{model="m",version="1"}', "value": 1}],
+            }
+            for name, value in expected.items()
+        ],
+    }
+    test_file = tmp_path / "model-z-test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(out / RECORDING_RULES)], "evaluation_interval": "30s", "tests": [case]}
+        )
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("drift_test", ["evidence", "psi"])
+def test_an_accuracy_drop_on_little_feedback_needs_evidence(
+    promtool: str, tmp_path: Path, drift_test: str
+) -> None:
+    """Accuracy 0.78 against a reference of 0.85 measured on 1,500 rows (a drop above accuracy_drop, 0.05) on
+    270 feedback events in the window may be chance (z 3.0): only the old rule pages. Accuracy 0.76 on 4,500
+    is not (z 7.3): both page. The same for the mean confidence: 0.78 against 0.9 on 270 predictions (z 4.6),
+    then on 4,500 (z 13)."""
+    out = render_into(spec_from_dict(_model_spec(drift_test)), tmp_path / "out")
+    z_needed = rules.drift_z_threshold(spec_from_dict(_model_spec()).models[0])
+    cases = []
+    for per_minute, correct, evidence in ((9, 7, False), (150, 114, True)):
+        # The cases are what they claim to be.
+        accuracy_z = -proportion_z(correct * MINUTES, per_minute * MINUTES, 0.85, 1500)
+        confidence_z = mean_drop_z(0.78, per_minute * MINUTES, 0.9, 2000)
+        assert (accuracy_z > z_needed, confidence_z > z_needed) == (evidence, evidence)
+        fires = evidence or drift_test == "psi"
+        predictions = (per_minute, 0, 0)
+        cases.append(
+            {
+                "interval": "1m",
+                "input_series": _model_series(predictions, 0.78 * per_minute, correct, per_minute - correct),
+                "promql_expr_test": [
+                    {
+                        "expr": f'count(ALERTS{{alertname="{name}",alertstate="firing"}}) or vector(0)',
+                        "eval_time": f"{EVAL_MINUTE + 31}m",
+                        "exp_samples": [{"labels": "{}", "value": 1 if fires else 0}],
+                    }
+                    for name in ("MlmonAccuracyDrop", "MlmonConfidenceDrop")
+                ],
+            }
+        )
+    test_file = tmp_path / "model-alerts-test.yml"
+    rule_files = [str(out / RECORDING_RULES), str(out / ALERT_RULES)]
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": rule_files, "evaluation_interval": "30s", "tests": cases})
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -22,10 +22,12 @@ PROFILE = Profile(
         FeatureProfile("region", "categorical", (0.5, 0.3, 0.2), categories=("north", "south"), count=100),
     ),
     prediction=FeatureProfile(
-        "__prediction__", "categorical", (0.7, 0.3, 0.0), categories=("repaid", "default")
+        "__prediction__", "categorical", (0.7, 0.3, 0.0), categories=("repaid", "default"), count=90
     ),
     reference_confidence_mean=0.8,
     reference_accuracy=0.75,
+    reference_confidence_rows=95,
+    reference_accuracy_rows=80,
 )
 
 
@@ -58,6 +60,10 @@ def test_every_series_exists_at_zero_after_start(registry: CollectorRegistry, mo
     assert value(registry, "mlmon_requests_total", **MV, status="error") == 0
     assert value(registry, "mlmon_prediction_bin_total", **MV, bin="default") == 0
     assert value(registry, "mlmon_feature_reference_ratio", **MV, feature="region", bin="south") == 0.3
+    # What each model-level reference rests on, for the evidence of prediction drift, confidence and accuracy.
+    assert value(registry, "mlmon_prediction_reference_observations", **MV) == 90
+    assert value(registry, "mlmon_reference_confidence_observations", **MV) == 95
+    assert value(registry, "mlmon_reference_accuracy_observations", **MV) == 80
     assert value(registry, "mlmon_prediction_reference_ratio", **MV, bin="repaid") == 0.7
     assert value(registry, "mlmon_model_info", **MV, run_id="abc") == 1
     assert value(registry, "mlmon_model_trained_timestamp_seconds", **MV) == 1_700_000_000

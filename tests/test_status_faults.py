@@ -62,10 +62,13 @@ HEALTHY: dict[str, str] = {
     "missing_rise": "0",
     "prediction_psi": "0.02",
     "prediction_observations": "500",
+    "prediction_drift_z": "1.2",
     "confidence": "0.88",
+    "confidence_z": "0.5",
     "confidence_count": "500",
     "accuracy": "0.84",
     "feedback_count": "200",
+    "accuracy_z": "0.2",
     "f1": "0.8",
     "invalid_input": "0",
 }
@@ -83,9 +86,12 @@ WINDOWED = PER_FEATURE | {
     "invalid_input",
     "prediction_psi",
     "prediction_observations",
+    "prediction_drift_z",
     "confidence",
+    "confidence_z",
     "confidence_count",
     "accuracy",
+    "accuracy_z",
     "feedback_count",
     "f1",
 }
@@ -489,6 +495,7 @@ def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
     server.values[("a", "latency_p95")] = "+Inf"
     server.values[("b", "prediction_psi")] = "NaN"
     server.values[("b", "accuracy")] = "-Inf"
+    server.values[("b", "accuracy_z")] = "NaN"  # what the rules make of an infinite accuracy
     server.install()
     code, report, out, err = status(fake, tmp_path, ["a", "b"])
     assert code == 0, err  # MLflow is missing, but Prometheus answered
@@ -521,8 +528,9 @@ def test_nan_is_no_data_and_infinite_latency_is_crit_with_null_values(
         None,
         "NO DATA",
     )
-    # Accuracy of -Inf is below any floor: it is judged, not hidden.
+    # Accuracy of -Inf is below any floor: it is judged, not hidden (without evidence, and says so).
     assert (check_of(b, "accuracy")["value"], check_of(b, "accuracy")["verdict"]) == (None, "WARN")
+    assert "no evidence recorded" in check_of(b, "accuracy")["detail"]
 
     # The human view prints the same values without crashing.
     code, view, err = human_view(fake, tmp_path)
@@ -588,6 +596,27 @@ def test_partial_data_judges_what_was_answered_and_says_no_data_for_the_rest(
 
     c = model_of(report, "c")
     assert c["verdict"] == "NO DATA" and {ch["verdict"] for ch in c["checks"]} == {"NO DATA"}
+
+
+def test_model_level_signals_need_evidence_as_their_alerts_do(fake: FakePrometheus, tmp_path: Path) -> None:
+    """a: a large PSI of the predictions and an accuracy far below the reference, both on evidence too weak
+    (z 2): OK, and the detail says how sure; b: a small PSI and drop on strong evidence (z 9): WARN."""
+    server = StatusServer.healthy(fake, ["a", "b"])
+    for model, z, psi, accuracy in (("a", "2", "0.4", "0.6"), ("b", "9", "0.05", "0.78")):
+        server.values[(model, "prediction_psi")] = psi
+        server.values[(model, "prediction_drift_z")] = z
+        server.values[(model, "accuracy")] = accuracy  # the reference is 0.85, the floor 0.8
+        server.values[(model, "accuracy_z")] = z
+    server.install()
+    _, report, _, err = status(fake, tmp_path, ["a", "b"])
+    assert report["prometheus"]["ok"] is True, err
+    a, b = model_of(report, "a"), model_of(report, "b")
+    assert [check_of(a, name)["verdict"] for name in ("prediction_psi", "accuracy")] == ["OK", "OK"]
+    assert [check_of(b, name)["verdict"] for name in ("prediction_psi", "accuracy")] == ["WARN", "WARN"]
+    assert check_of(a, "accuracy")["detail"].startswith(
+        "z 2.0 below the reference (alerts above 4.65 with a drop above 0.05), 200 feedback events"
+    )
+    assert check_of(b, "prediction_psi")["detail"].startswith("z 9.0 (alerts above 4.65 with PSI above 0.01)")
 
 
 def test_a_seasonal_model_is_judged_against_the_same_window_a_period_earlier(

@@ -88,6 +88,8 @@ def build_profile(
             _require_column(arrays, name, role)
     names = _feature_names(arrays, features, roles)
     kinds = _feature_kinds(arrays, names, feature_types or {})
+    confidence_mean, confidence_rows = _confidence_mean(arrays, confidence)
+    accuracy, accuracy_rows = _accuracy(arrays, target, prediction, task)
     return Profile(
         model=model,
         # Sorted by name, as the file stores them, so a profile reads back equal to the one built.
@@ -98,8 +100,10 @@ def build_profile(
         rows=rows,
         bins=bins,
         task=task,
-        reference_confidence_mean=_confidence_mean(arrays, confidence),
-        reference_accuracy=_accuracy(arrays, target, prediction, task),
+        reference_confidence_mean=confidence_mean,
+        reference_accuracy=accuracy,
+        reference_confidence_rows=confidence_rows,
+        reference_accuracy_rows=accuracy_rows,
     )
 
 
@@ -412,33 +416,36 @@ def _named(profile: FeatureProfile) -> FeatureProfile:
     return replace(profile, name=PREDICTION_NAME)
 
 
-def _confidence_mean(arrays: Mapping[str, Array], confidence: str | None) -> float | None:
+def _confidence_mean(arrays: Mapping[str, Array], confidence: str | None) -> tuple[float | None, int | None]:
+    """The mean confidence, and the rows it rests on."""
     if confidence is None:
-        return None
+        return None, None
     numbers = as_numbers(confidence, arrays[confidence])
     finite = numbers[np.isfinite(numbers)]
     if finite.size == 0:
         raise _all_missing(confidence)
     # fsum is exact, so the mean does not depend on row order.
-    return math.fsum(finite.tolist()) / finite.size
+    return math.fsum(finite.tolist()) / finite.size, int(finite.size)
 
 
 def _accuracy(
     arrays: Mapping[str, Array], target: str | None, prediction: str | None, task: Task
-) -> float | None:
+) -> tuple[float | None, int | None]:
+    """The reference accuracy, and the rows (with both a target and a prediction) it rests on."""
     if target is None:
-        return None
+        return None, None
     actual = category_texts(arrays[target])
     if not _present(actual).any():
         raise _all_missing(target)
     if prediction is None or task != "classification":
-        return None
+        return None, None
     predicted = category_texts(arrays[prediction])
     both = _present(actual) & _present(predicted)
-    if not both.any():
-        return None
+    rows = int(np.count_nonzero(both))
+    if not rows:
+        return None, None
     # Labels compare as category text, so a target read as 1.0 matches a prediction read as "1".
-    return int(np.count_nonzero(actual[both] == predicted[both])) / int(np.count_nonzero(both))
+    return int(np.count_nonzero(actual[both] == predicted[both])) / rows, rows
 
 
 def _present(texts: Array) -> Array:

@@ -23,7 +23,9 @@ a model's features and windows together stay within it; ``bench/drift_alarms.py`
 result, per traffic rate, in a seeded simulation of the rules.
 
 Missing values are judged the same way: the two-proportion z of the window's missing ratio against the
-reference's, both sample sizes in it (:func:`proportion_z`).
+reference's, both sample sizes in it (:func:`proportion_z`). So are the model's own signals: the predictions'
+bins by the same chi-square as a feature's, accuracy from feedback by the two-proportion z against the
+reference accuracy and the rows it was measured on, and the mean confidence by :func:`mean_drop_z`.
 """
 
 from __future__ import annotations
@@ -100,14 +102,35 @@ def proportion_z(
     return (ratio - reference_ratio) / math.sqrt(variance)
 
 
+def mean_drop_z(
+    current_mean: float, current_count: float, reference_mean: float, reference_count: float
+) -> float:
+    """How sure a mean of values in [0, 1] (confidence) is below the reference's: ``(reference - current) /
+    sqrt(v_cur / n_cur + v_ref / n_ref)``, with each variance taken at its largest for that mean, m (1 - m)
+    (Bhatia-Davis): the rules know counts and sums, not squares, so the z errs towards fewer alerts.
+
+    >>> round(mean_drop_z(0.80, 1000, 0.90, 5000), 1)
+    7.5
+    """
+    if current_count <= 0 or reference_count <= 0:
+        return 0.0
+    variance = current_mean * (1 - current_mean) / current_count
+    variance += reference_mean * (1 - reference_mean) / reference_count
+    if variance <= 0:
+        return 0.0
+    return (reference_mean - current_mean) / math.sqrt(variance)
+
+
 # Alerts are evaluated once a counting step on a window that slides by one step, and at low traffic the
 # chi-square's tail is heavier than its asymptotic one (few expected counts per bin). So a window-length of
 # evaluations gives more false alarms than one independent test would: bench/drift_alarms.py measured 10 to 17
 # times as many at 0.05 requests/s (z 3 to 4), 4 to 9 times at 1/s, fewer than one test at 10/s. The budget
 # is divided by this factor, taken from the worst rate measured.
 EVALUATION_FACTOR = 20.0
-# Per feature, two tests share the budget: drift of the values, and a rise of the missing ratio.
+# Per feature, two tests share the budget: drift of the values, and a rise of the missing ratio; per model,
+# three more: drift of the predictions, a drop of the mean confidence, a drop of accuracy.
 TESTS_PER_FEATURE = 2
+MODEL_TESTS = 3
 # A model whose spec lists no features gets its budget split as if it had this many.
 ASSUMED_FEATURES = 20
 WEEK_SECONDS = 7 * 24 * 3600
@@ -115,16 +138,16 @@ WEEK_SECONDS = 7 * 24 * 3600
 
 def z_threshold(false_alarms_per_week: float, features: int, window_seconds: float) -> float:
     """The z above which drift is evidence enough, so that a model with ``features`` features, judged over a
-    window of ``window_seconds``, raises at most ``false_alarms_per_week`` false drift and missing-value
-    alerts a week, all features together (Bonferroni over features and tests, times the independent windows
-    of a week, divided by :data:`EVALUATION_FACTOR`).
+    window of ``window_seconds``, raises at most ``false_alarms_per_week`` false drift, missing-value,
+    prediction-drift, confidence and accuracy alerts a week, all together (Bonferroni over the tests, times
+    the independent windows of a week, divided by :data:`EVALUATION_FACTOR`).
 
     >>> round(z_threshold(0.05, 25, 3600), 2)
-    4.99
+    5.0
     """
     from statistics import NormalDist  # here: importing it costs a few milliseconds every command would pay
 
-    tests = max(features, 1) * TESTS_PER_FEATURE
+    tests = max(features, 1) * TESTS_PER_FEATURE + MODEL_TESTS
     windows_per_week = WEEK_SECONDS / window_seconds
     alpha = false_alarms_per_week / (tests * windows_per_week * EVALUATION_FACTOR)
     return float(NormalDist().inv_cdf(1.0 - min(alpha, 0.5)))

@@ -133,6 +133,10 @@ class Profile:
     task: Literal["classification", "regression"] = "classification"
     reference_confidence_mean: float | None = None
     reference_accuracy: float | None = None
+    # The rows each rests on, so that live and offline tests weigh the reference's own sampling error (None in
+    # a profile written before they were kept: the reference is then taken as exact).
+    reference_confidence_rows: int | None = None
+    reference_accuracy_rows: int | None = None
 
     def feature(self, name: str) -> FeatureProfile:
         for feature in self.features:
@@ -155,6 +159,8 @@ class Profile:
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "reference_confidence_mean": self.reference_confidence_mean,
             "reference_accuracy": self.reference_accuracy,
+            "reference_confidence_rows": self.reference_confidence_rows,
+            "reference_accuracy_rows": self.reference_accuracy_rows,
         }
 
     def to_json(self) -> str:
@@ -180,6 +186,8 @@ class Profile:
             task=data.get("task", "classification"),
             reference_confidence_mean=_optional_float(data.get("reference_confidence_mean")),
             reference_accuracy=_optional_float(data.get("reference_accuracy")),
+            reference_confidence_rows=_optional_int(data.get("reference_confidence_rows")),
+            reference_accuracy_rows=_optional_int(data.get("reference_accuracy_rows")),
         )
 
     @classmethod
@@ -205,6 +213,10 @@ def category_label(value: Any) -> str:
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def load_profile(path: str | Path, source: str | None = None) -> Profile:

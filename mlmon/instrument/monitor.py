@@ -120,8 +120,10 @@ class _Metrics:
         self.request_duration = histogram(c.REQUEST_DURATION)
         self.prediction_bin = counter(c.PREDICTION_BIN)
         self.prediction_reference_ratio = gauge(c.PREDICTION_REFERENCE_RATIO)
+        self.prediction_reference_observations = gauge(c.PREDICTION_REFERENCE_OBSERVATIONS)
         self.prediction_confidence = histogram(c.PREDICTION_CONFIDENCE)
         self.reference_confidence_mean = gauge(c.REFERENCE_CONFIDENCE_MEAN)
+        self.reference_confidence_observations = gauge(c.REFERENCE_CONFIDENCE_OBSERVATIONS)
         self.feature_bin = counter(c.FEATURE_BIN)
         self.feature_reference_ratio = gauge(c.FEATURE_REFERENCE_RATIO)
         self.feature_reference_observations = gauge(c.FEATURE_REFERENCE_OBSERVATIONS)
@@ -130,6 +132,7 @@ class _Metrics:
         self.invalid_input = counter(c.INVALID_INPUT)
         self.feedback = counter(c.FEEDBACK)
         self.reference_accuracy = gauge(c.REFERENCE_ACCURACY)
+        self.reference_accuracy_observations = gauge(c.REFERENCE_ACCURACY_OBSERVATIONS)
         self.model_trained = gauge(c.MODEL_TRAINED_TIMESTAMP)
         # The earliest start among the workers' files: counters in those files keep counting across worker
         # restarts, so the start of the oldest one is when the summed counters began.
@@ -261,10 +264,17 @@ class ModelMonitor:
         if self.profile is not None:
             for feature in self.profile.features:
                 self._add_slot(feature)
+            # The rows each reference value rests on; a profile written before they were kept leaves the
+            # rules to take the reference as exact.
             if self.profile.reference_confidence_mean is not None:
                 m.reference_confidence_mean.labels(*mv).set(self.profile.reference_confidence_mean)
+                if self.profile.reference_confidence_rows:
+                    rows = self.profile.reference_confidence_rows
+                    m.reference_confidence_observations.labels(*mv).set(rows)
             if self.profile.reference_accuracy is not None:
                 m.reference_accuracy.labels(*mv).set(self.profile.reference_accuracy)
+                if self.profile.reference_accuracy_rows:
+                    m.reference_accuracy_observations.labels(*mv).set(self.profile.reference_accuracy_rows)
 
         prediction = self.profile.prediction if self.profile is not None else None
         self._prediction = prediction
@@ -274,6 +284,8 @@ class ModelMonitor:
                 self._prediction_children[label] = m.prediction_bin.labels(*mv, label)
                 self._prediction_children[label].inc(0)
                 m.prediction_reference_ratio.labels(*mv, label).set(ratio)
+            if prediction.count > 0:
+                m.prediction_reference_observations.labels(*mv).set(prediction.count)
             classes = prediction.categories if prediction.kind == "categorical" else ()
         else:
             classes = ()
