@@ -209,11 +209,11 @@ def step_counts(
     return counts, missing.astype(np.float64)
 
 
-def windows(per_step: Array) -> Array:
-    """Window sums of the last WINDOW_STEPS steps at each step (a shorter window right after the start)."""
+def windows(per_step: Array, length: int = WINDOW_STEPS) -> Array:
+    """Window sums of the last ``length`` steps at each step (a shorter window right after the start)."""
     cumulative = np.cumsum(per_step, axis=0)
     shifted = np.zeros_like(cumulative)
-    shifted[WINDOW_STEPS:] = cumulative[:-WINDOW_STEPS]
+    shifted[length:] = cumulative[:-length]
     return cumulative - shifted
 
 
@@ -392,6 +392,100 @@ def seasonal_detection(
     return within, float(np.median(delays))
 
 
+# -- the model's own signals: accuracy from feedback, mean confidence ----------------------------------------
+
+FEEDBACK_WINDOW_STEPS = 6 * 60  # feedback_window: 6h
+ACCURACY, ACCURACY_DROPPED = 0.85, 0.78  # a drop of 0.07, above accuracy_drop (0.05)
+# Confidences follow Beta(9, 1) (mean 0.9, variance 0.0082); after the change Beta(3.545, 1) (mean 0.78).
+CONFIDENCE = (0.9, 9 / (100 * 11))
+CONFIDENCE_DROPPED = (0.78, 3.545 / (4.545**2 * 5.545))
+
+
+def accuracy_alert_starts(
+    rng: np.random.Generator, rate: float, steps: int, dropped: bool, kind: str
+) -> list[int]:
+    """MlmonAccuracyDrop over a 6h feedback window with one feedback event per request: accuracy more than 0.05
+    below the reference's (measured on REFERENCE_ROWS rows, with its own sampling error) on 100 events, for
+    30m; with evidence, also the two-proportion z of the drop above the threshold. The accuracy drops (or not)
+    at step 0, after a full window."""
+    lead = FEEDBACK_WINDOW_STEPS
+    events = rng.poisson(rate * 60 * STEP_MINUTES, size=steps + lead)
+    p = np.where(np.arange(steps + lead) >= lead, ACCURACY_DROPPED if dropped else ACCURACY, ACCURACY)
+    correct = rng.binomial(events, p).astype(np.float64)
+    reference = rng.binomial(REFERENCE_ROWS, ACCURACY) / REFERENCE_ROWS
+    n = windows(events.astype(np.float64)[:, None], lead)[lead:, 0]
+    hits = windows(correct[:, None], lead)[lead:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = hits / n
+        pooled = (hits + reference * REFERENCE_ROWS) / (n + REFERENCE_ROWS)
+        z = (reference - accuracy) / np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / REFERENCE_ROWS))
+    condition = (accuracy < reference - 0.05) & (n >= 100)
+    if kind == "evidence":
+        condition &= z > ARGS.z
+    return alert_starts(condition, Rule("accuracy", 30, 5, 100, lambda *_: condition))
+
+
+def confidence_alert_starts(
+    rng: np.random.Generator, rate: float, steps: int, dropped: bool, kind: str
+) -> list[int]:
+    """MlmonConfidenceDrop over the 1h drift window: the mean confidence more than 0.1 below the reference's
+    (the mean of REFERENCE_ROWS confidences) on 100 predictions, for 30m; with evidence, also the mean-drop z
+    (each variance at its largest for its mean, m (1 - m)) above the threshold. Per step the sum of the
+    confidences is drawn from its normal approximation."""
+    lead = WINDOW_STEPS
+    n_step = rng.poisson(rate * 60 * STEP_MINUTES, size=steps + lead).astype(np.float64)
+    after = np.arange(steps + lead) >= lead
+    mean = np.where(after & dropped, CONFIDENCE_DROPPED[0], CONFIDENCE[0])
+    variance = np.where(after & dropped, CONFIDENCE_DROPPED[1], CONFIDENCE[1])
+    sums = rng.normal(n_step * mean, np.sqrt(n_step * variance))
+    reference = rng.normal(CONFIDENCE[0], math.sqrt(CONFIDENCE[1] / REFERENCE_ROWS))
+    n = windows(n_step[:, None])[lead:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        current = windows(sums[:, None])[lead:, 0] / n
+        bound = current * (1 - current) / n + reference * (1 - reference) / REFERENCE_ROWS
+        z = (reference - current) / np.sqrt(bound)
+    condition = (current < reference - 0.1) & (n >= 100)
+    if kind == "evidence":
+        condition &= z > ARGS.z
+    return alert_starts(condition, Rule("confidence", 30, 5, 100, lambda *_: condition))
+
+
+def model_signals_table() -> None:
+    print(
+        "\nmodel signals, per request (and feedback event) rate: accuracy from feedback (6h window; 0.85, "
+        "dropping to 0.78) and mean confidence (1h window; 0.9, dropping to 0.78); old: the drop alone"
+    )
+    header = [
+        "rate/s",
+        "rule",
+        "accuracy: false/week",
+        "accuracy drop (<6h30m, median min)",
+        "confidence: false/week",
+        "confidence drop (<1h30m, median min)",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for rate in ARGS.feedback_rates:
+        for kind in ("psi", "evidence"):
+            cells = [f"{rate:g}", "old" if kind == "psi" else "evidence"]
+            for starts, window in (
+                (accuracy_alert_starts, FEEDBACK_WINDOW_STEPS),
+                (confidence_alert_starts, WINDOW_STEPS),
+            ):
+                rng = np.random.default_rng(ARGS.seed + 8)
+                false = (
+                    sum(len(starts(rng, rate, WEEK_STEPS, False, kind)) for _ in range(ARGS.weeks))
+                    / ARGS.weeks
+                )
+                delays = []
+                for _ in range(ARGS.trials):
+                    found = starts(rng, rate, 2 * window, True, kind)
+                    delays.append(found[0] if found else math.inf)
+                within = sum(d <= window + 30 for d in delays) / len(delays)  # a window and `for` (30m)
+                cells += [f"{false:.2f}", f"{within:.0%}, {float(np.median(delays)):g}"]
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
 SEASONAL_SHIFT = Change("cycle and mean +0.3 sd", 0, mean=0.3, cycle=CYCLE)
 SEASONAL_GRADUAL = Change(
     "cycle and mean +1 sd over 7 days", 0, mean=1.0, ramp_minutes=7 * 24 * 60, cycle=CYCLE
@@ -447,7 +541,7 @@ def main() -> None:
         f"drift alarm simulation: {ARGS.weeks} weeks, {ARGS.deploys} deploys, {ARGS.trials} trials per change"
     )
     profile = reference_profile(np.random.default_rng(ARGS.seed))
-    rules = [psi_rule(), evidence_rule(ARGS.z, ARGS.psi_floor)] if ARGS.only == "all" else []
+    rules = [psi_rule(), evidence_rule(ARGS.z, ARGS.psi_floor)] if ARGS.only in ("all", "features") else []
     for rule in rules:
         settings = f" (z > {ARGS.z:.3f}, PSI > {ARGS.psi_floor})" if rule.name == "evidence" else ""
         print(f"\nrule {rule.name}{settings}")
@@ -475,7 +569,10 @@ def main() -> None:
             )
             cells.append(f"{within:.0%}, {median:g}")
             print("| " + " | ".join(cells) + " |", flush=True)
-    seasonal_table(profile)
+    if ARGS.only in ("all", "seasonal"):
+        seasonal_table(profile)
+    if ARGS.only in ("all", "model"):
+        model_signals_table()
 
 
 def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -487,13 +584,24 @@ def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=100, help="trials per change and rate")
     parser.add_argument("--rates", type=lambda s: [float(r) for r in s.split(",")], default=list(RATES))
     parser.add_argument(
+        "--feedback-rates",
+        type=lambda s: [float(r) for r in s.split(",")],
+        default=[0.005, 0.02, 0.05, 1.0, 10.0],
+        help="rates of the model-signal table (sparse feedback is where accuracy alerts go wrong)",
+    )
+    parser.add_argument(
         "--z", type=float, default=z_threshold(0.05, NUMERICAL + CATEGORICAL, 3600), help="the evidence's z"
     )
     parser.add_argument("--psi-floor", type=float, default=0.01, help="the evidence's effect-size floor")
     parser.add_argument(
         "--seasonal-weeks", type=int, default=10, help="simulated weeks per rate in the seasonal world"
     )
-    parser.add_argument("--only", choices=("all", "seasonal"), default="all", help="which tables to print")
+    parser.add_argument(
+        "--only",
+        choices=("all", "features", "seasonal", "model"),
+        default="all",
+        help="which tables to print",
+    )
     parser.add_argument("--seed", type=int, default=20261207)
     return parser.parse_args(argv)
 
