@@ -43,6 +43,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mlmon import contract as c
 from mlmon.contract import PSI_EPSILON
 from mlmon.drift.build import build_profile
 from mlmon.drift.evidence import MIN_EXPECTED_PER_BIN, z_threshold
@@ -396,9 +397,6 @@ def seasonal_detection(
 
 FEEDBACK_WINDOW_STEPS = 6 * 60  # feedback_window: 6h
 ACCURACY, ACCURACY_DROPPED = 0.85, 0.78  # a drop of 0.07, above accuracy_drop (0.05)
-# Confidences follow Beta(9, 1) (mean 0.9, variance 0.0082); after the change Beta(3.545, 1) (mean 0.78).
-CONFIDENCE = (0.9, 9 / (100 * 11))
-CONFIDENCE_DROPPED = (0.78, 3.545 / (4.545**2 * 5.545))
 
 
 def accuracy_alert_starts(
@@ -430,20 +428,26 @@ def confidence_alert_starts(
 ) -> list[int]:
     """MlmonConfidenceDrop over the 1h drift window: the mean confidence more than 0.1 below the reference's
     (the mean of REFERENCE_ROWS confidences) on 100 predictions, for 30m; with evidence, also the mean-drop z
-    (each variance at its largest for its mean, m (1 - m)) above the threshold. Per step the sum of the
-    confidences is drawn from its normal approximation."""
+    above the threshold, the window's variance bounded by its histogram buckets (as the rules bound it), the
+    reference's by m (1 - m). Confidences are drawn one by one, Beta(9, 1), and Beta(3.545, 1) once dropped."""
     lead = WINDOW_STEPS
-    n_step = rng.poisson(rate * 60 * STEP_MINUTES, size=steps + lead).astype(np.float64)
-    after = np.arange(steps + lead) >= lead
-    mean = np.where(after & dropped, CONFIDENCE_DROPPED[0], CONFIDENCE[0])
-    variance = np.where(after & dropped, CONFIDENCE_DROPPED[1], CONFIDENCE[1])
-    sums = rng.normal(n_step * mean, np.sqrt(n_step * variance))
-    reference = rng.normal(CONFIDENCE[0], math.sqrt(CONFIDENCE[1] / REFERENCE_ROWS))
-    n = windows(n_step[:, None])[lead:, 0]
+    n_step = rng.poisson(rate * 60 * STEP_MINUTES, size=steps + lead)
+    step_of = np.repeat(np.arange(steps + lead), n_step)
+    a = np.where((step_of >= lead) & dropped, 3.545, 9.0)
+    values = rng.beta(a, 1.0)
+    sums = np.bincount(step_of, weights=values, minlength=steps + lead)
+    bounds = np.asarray(c.CONFIDENCE_BUCKETS)
+    bucket = np.searchsorted(bounds, values, side="left")  # le: the first bound at or above the value
+    per_bucket = np.bincount(step_of * bounds.size + bucket, minlength=(steps + lead) * bounds.size)
+    per_bucket = per_bucket.reshape(steps + lead, bounds.size).astype(np.float64)
+    reference = float(np.mean(rng.beta(9.0, 1.0, size=REFERENCE_ROWS)))
+    n = windows(n_step.astype(np.float64)[:, None])[lead:, 0]
+    in_buckets = windows(per_bucket)[lead:]
     with np.errstate(invalid="ignore", divide="ignore"):
         current = windows(sums[:, None])[lead:, 0] / n
-        bound = current * (1 - current) / n + reference * (1 - reference) / REFERENCE_ROWS
-        z = (reference - current) / np.sqrt(bound)
+        squares = (in_buckets * bounds**2).sum(axis=1) / n
+        variance = np.clip(np.minimum(squares - current**2, current * (1 - current)), 0, None)
+        z = (reference - current) / np.sqrt(variance / n + reference * (1 - reference) / REFERENCE_ROWS)
     condition = (current < reference - 0.1) & (n >= 100)
     if kind == "evidence":
         condition &= z > ARGS.z
@@ -484,6 +488,34 @@ def model_signals_table() -> None:
                 within = sum(d <= window + 30 for d in delays) / len(delays)  # a window and `for` (30m)
                 cells += [f"{false:.2f}", f"{within:.0%}, {float(np.median(delays)):g}"]
             print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def offline_table() -> None:
+    """``mlmon drift`` on two samples of one world, 100,000 rows a side: how many undrifted features it flags,
+    and the largest z it saw, against the threshold of the same budget."""
+    from mlmon.drift.report import drift_report
+
+    rng = np.random.default_rng(ARGS.seed + 9)
+    categories = np.array(CATEGORIES, dtype=object)
+    flagged = total = 0
+    largest, threshold = 0.0, z_threshold(0.05, NUMERICAL + CATEGORICAL, 3600)
+    rows = 100_000
+
+    def sample() -> dict[str, object]:
+        numerical = {f"x{i:02d}": rng.normal(size=rows) for i in range(NUMERICAL)}
+        return numerical | {f"z{i}": rng.choice(categories, size=rows, p=SHARES) for i in range(CATEGORICAL)}
+
+    for _ in range(ARGS.offline_reports):
+        report = drift_report(
+            sample(), sample(), feature_types={f"z{i}": "categorical" for i in range(CATEGORICAL)}
+        )
+        flagged += len(report.drifted)
+        total += len(report.features)
+        largest = max(largest, *(f.evidence_z or 0.0 for f in report.features))
+    print(
+        f"\noffline (mlmon drift, 100,000 rows a side, no drift): {flagged} of {total} features flagged; "
+        f"largest z {largest:.2f} against the threshold {threshold:.2f}"
+    )
 
 
 SEASONAL_SHIFT = Change("cycle and mean +0.3 sd", 0, mean=0.3, cycle=CYCLE)
@@ -573,6 +605,8 @@ def main() -> None:
         seasonal_table(profile)
     if ARGS.only in ("all", "model"):
         model_signals_table()
+    if ARGS.only in ("all", "offline"):
+        offline_table()
 
 
 def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -598,10 +632,11 @@ def _arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("all", "features", "seasonal", "model"),
+        choices=("all", "features", "seasonal", "model", "offline"),
         default="all",
         help="which tables to print",
     )
+    parser.add_argument("--offline-reports", type=int, default=40, help="offline reports of 25 features each")
     parser.add_argument("--seed", type=int, default=20261207)
     return parser.parse_args(argv)
 

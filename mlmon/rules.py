@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from mlmon import contract as c
 from mlmon.drift.evidence import (
@@ -306,6 +307,11 @@ def reference_confidence_observations() -> str:
     return "model:mlmon_reference_confidence_observations:last"
 
 
+def confidence_variance_bound(window: str) -> str:
+    """The largest variance the window's confidences can have, given how many fell in each histogram bucket."""
+    return f"model:mlmon_prediction_confidence:variance_bound_{window}"
+
+
 def confidence_drop_z(window: str) -> str:
     """How sure the window's mean confidence is below the reference's (see mlmon.drift.evidence.mean_drop_z)."""
     return f"model:mlmon_prediction_confidence:drop_z_{window}"
@@ -483,6 +489,10 @@ CONFIDENCE_COUNT = Counted(
 CONFIDENCE_SUM = Counted(
     c.PREDICTION_CONFIDENCE.name + "_sum", (), "model", "mlmon_prediction_confidence_sum"
 )
+# The confidence histogram's buckets: they bound the spread of the confidences (see _confidence_variance_bound).
+CONFIDENCE_BUCKETS = Counted(
+    c.PREDICTION_CONFIDENCE.name + "_bucket", ("le",), "model_le", "mlmon_prediction_confidence_bucket"
+)
 FEEDBACK = Counted(c.FEEDBACK.name, ("predicted", "actual", "correct"), "model_outcome", "mlmon_feedback")
 REQUESTS = Counted(c.REQUESTS.name, ("status",), "model_status", "mlmon_requests")
 INVALID_INPUT = Counted(
@@ -494,6 +504,7 @@ COUNTED = (
     PREDICTION_BINS,
     CONFIDENCE_COUNT,
     CONFIDENCE_SUM,
+    CONFIDENCE_BUCKETS,
     FEEDBACK,
     REQUESTS,
     INVALID_INPUT,
@@ -650,6 +661,8 @@ def _drift_window_rules(w: str, step_ms: int) -> list[RecordingRule]:
             confidence_mean(w),
             f"{window_sum(CONFIDENCE_SUM.step, w, step_ms)}\n/\n{confidence_count(w)}",
         ),
+        counted(CONFIDENCE_BUCKETS),
+        RecordingRule(confidence_variance_bound(w), _confidence_variance_bound(w)),
         RecordingRule(confidence_drop_z(w), _confidence_drop_z(w)),
         counted(REQUESTS),
         counted(INVALID_INPUT),
@@ -696,8 +709,39 @@ def _chi_square_z(
     return f"(\n  ({chi2}\n  / on ({group}) {k}) ^ (1 / 3)\n  - 1 + 2 / (9 * {k})\n)\n/ sqrt(2 / (9 * {k}))"
 
 
+def _le_matcher(bound: float) -> str:
+    """A bucket's ``le`` as Python's client writes it (1.0) and as Go's does (1)."""
+    python, go = repr(float(bound)), f"{bound:g}"
+    return (
+        f'{{le=~"{python.replace(".", "[.]")}|{go.replace(".", "[.]")}"}}'
+        if python != go
+        else f'{{le="{python}"}}'
+    )
+
+
+def _confidence_variance_bound(w: str) -> str:
+    """The window's confidences have at most this variance: each value at its bucket's upper bound gives the
+    largest possible mean square, E[X^2] <= sum_i p_i u_i^2, less the known mean squared, and never more than
+    m (1 - m), the bound for any values in [0, 1]. Written over the cumulative bucket counts C_i (Abel summation):
+    n E[X^2] <= C_K u_K^2 - sum_{i<K} C_i (u_{i+1}^2 - u_i^2), K the bucket of 1."""
+    bounds = c.CONFIDENCE_BUCKETS
+    count, mean, n = CONFIDENCE_BUCKETS.count(w), confidence_mean(w), confidence_count(w)
+
+    def bucket(bound: float) -> str:
+        return f"sum by ({_MV}) ({count}{_le_matcher(bound)})"
+
+    terms = [f"{bucket(bounds[-1])} * {number(bounds[-1] ** 2)}"]
+    # Rounded: the differences of squares are decimals (0.03, ...) that floats would print with noise.
+    terms += [f"{bucket(low)} * {number(round(high**2 - low**2, 12))}" for low, high in pairwise(bounds)]
+    square_sum = "\n  - ".join(terms)
+    variance = f"(\n  {square_sum}\n) / {n} - {mean} ^ 2"
+    bernoulli = f"{mean} * (1 - {mean})"
+    return f"clamp_min(\n  ({variance}) <= {bernoulli}\n  or\n  {bernoulli},\n  0\n)"
+
+
 def _confidence_drop_z(w: str) -> str:
-    """mlmon.drift.evidence.mean_drop_z in PromQL: each variance at its largest for its mean, m (1 - m)."""
+    """mlmon.drift.evidence.mean_drop_z in PromQL: the window's variance bounded by its histogram (see
+    _confidence_variance_bound), the reference's by m (1 - m)."""
     mean, n, ref, n_ref = (
         confidence_mean(w),
         confidence_count(w),
@@ -705,7 +749,7 @@ def _confidence_drop_z(w: str) -> str:
         reference_confidence_observations(),
     )
     return (
-        f"({ref} - on ({_MV}) {mean})\n/ on ({_MV})\nsqrt(\n  {mean} * (1 - {mean}) / {n}\n"
+        f"({ref} - on ({_MV}) {mean})\n/ on ({_MV})\nsqrt(\n  {confidence_variance_bound(w)} / {n}\n"
         f"  + on ({_MV}) {ref} * (1 - {ref}) / {n_ref}\n)"
     )
 

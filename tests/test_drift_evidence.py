@@ -18,6 +18,7 @@ from mlmon import rules
 from mlmon.drift.evidence import (
     ASSUMED_REFERENCE_OBSERVATIONS,
     chi_square_homogeneity,
+    histogram_variance_bound,
     mean_drop_z,
     proportion_z,
     wilson_hilferty_z,
@@ -311,16 +312,31 @@ def _model_series(
             {"series": f"{c.PREDICTION_BIN.name}{{{bin_labels}}}", "values": f"0+{count}x{steps}"},
         ]
     confidence = c.PREDICTION_CONFIDENCE.name
+    n = sum(predictions_per_minute)
     series += [
-        {"series": f"{confidence}_count{{{labels}}}", "values": f"0+{sum(predictions_per_minute)}x{steps}"},
+        {"series": f"{confidence}_count{{{labels}}}", "values": f"0+{n}x{steps}"},
         {"series": f"{confidence}_sum{{{labels}}}", "values": f"0+{confidence_sum_per_minute}x{steps}"},
     ]
+    # The buckets as Python's client writes them (le="1.0"), from a spread of the confidences per minute.
+    for bound, cumulative in zip(c.CONFIDENCE_BUCKETS, confidence_buckets(n), strict=True):
+        bucket = f'{labels},le="{float(bound)!r}"'
+        series.append({"series": f"{confidence}_bucket{{{bucket}}}", "values": f"0+{cumulative}x{steps}"})
     for correct, count in (("true", correct_per_minute), ("false", wrong_per_minute)):
         outcome = (
             f'{labels},predicted="c0",actual="{"c0" if correct == "true" else "c1"}",correct="{correct}"'
         )
         series.append({"series": f"{c.FEEDBACK.name}{{{outcome}}}", "values": f"0+{count}x{steps}"})
     return series
+
+
+def confidence_buckets(n: int) -> list[int]:
+    """Cumulative counts per confidence bucket of ``n`` predictions: a tenth at or below 0.7, a third more at or
+    below 0.9, the rest above."""
+    low, middle = n // 10, n // 3
+    return [
+        0 if bound < 0.7 else low if bound < 0.9 else low + middle if bound < 0.95 else n
+        for bound in c.CONFIDENCE_BUCKETS
+    ]
 
 
 def _model_spec(drift_test: str = "evidence") -> dict[str, object]:
@@ -338,7 +354,17 @@ def test_model_level_z_scores_equal_the_offline_ones(promtool: str, tmp_path: Pa
     n = sum(window)
     expected = {
         rules.prediction_drift_z(WINDOW): wilson_hilferty_z(statistic, degrees),
-        rules.confidence_drop_z(WINDOW): mean_drop_z(confidence_sum * MINUTES / n, n, 0.9, 2000),
+        rules.confidence_drop_z(WINDOW): mean_drop_z(
+            confidence_sum * MINUTES / n,
+            n,
+            0.9,
+            2000,
+            histogram_variance_bound(
+                [count * MINUTES for count in confidence_buckets(sum(predictions))],
+                c.CONFIDENCE_BUCKETS,
+                confidence_sum * MINUTES / n,
+            ),
+        ),
         rules.accuracy_drop_z(WINDOW): -proportion_z(
             correct * MINUTES, (correct + wrong) * MINUTES, 0.85, 1500
         ),

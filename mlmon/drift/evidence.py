@@ -103,22 +103,46 @@ def proportion_z(
 
 
 def mean_drop_z(
-    current_mean: float, current_count: float, reference_mean: float, reference_count: float
+    current_mean: float,
+    current_count: float,
+    reference_mean: float,
+    reference_count: float,
+    current_variance: float | None = None,
 ) -> float:
     """How sure a mean of values in [0, 1] (confidence) is below the reference's: ``(reference - current) /
-    sqrt(v_cur / n_cur + v_ref / n_ref)``, with each variance taken at its largest for that mean, m (1 - m)
-    (Bhatia-Davis): the rules know counts and sums, not squares, so the z errs towards fewer alerts.
+    sqrt(v_cur / n_cur + v_ref / n_ref)``. The rules know counts, sums and histogram buckets, not squares, so
+    each variance is the largest it can be: the current one from its buckets (``current_variance``, see
+    :func:`histogram_variance_bound`), at most m (1 - m) (Bhatia-Davis), the reference's m (1 - m). The z errs
+    towards fewer alerts.
 
     >>> round(mean_drop_z(0.80, 1000, 0.90, 5000), 1)
     7.5
     """
     if current_count <= 0 or reference_count <= 0:
         return 0.0
-    variance = current_mean * (1 - current_mean) / current_count
-    variance += reference_mean * (1 - reference_mean) / reference_count
+    largest = current_mean * (1 - current_mean)
+    spread = largest if current_variance is None else max(min(current_variance, largest), 0.0)
+    variance = spread / current_count + reference_mean * (1 - reference_mean) / reference_count
     if variance <= 0:
         return 0.0
     return (reference_mean - current_mean) / math.sqrt(variance)
+
+
+def histogram_variance_bound(cumulative: Sequence[float], bounds: Sequence[float], mean: float) -> float:
+    """The largest variance of values whose histogram has ``cumulative`` counts at upper ``bounds`` (every
+    value at its bucket's upper bound gives the largest mean square) and whose mean is ``mean``.
+
+    >>> round(histogram_variance_bound([0, 10], [0.5, 1.0], 0.8), 4)  # ten values in (0.5, 1]: at most 1 - 0.64
+    0.36
+    """
+    total = cumulative[-1]
+    if total <= 0:
+        return 0.0
+    previous, squares = 0.0, 0.0
+    for count, bound in zip(cumulative, bounds, strict=True):
+        squares += (count - previous) * bound**2
+        previous = count
+    return squares / total - mean**2
 
 
 # Alerts are evaluated once a counting step on a window that slides by one step, and at low traffic the
