@@ -32,7 +32,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,14 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlmon.demo.stack import free_port
+
 RUNS, PARAMS, METRICS, STEPS = 200, 30, 30, 10
 REQUEST_LINE = re.compile(r'"(GET|POST) (/api/2\.0/mlflow/[^ ?]+)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fill(store_uri: str, artifacts: Path) -> str:

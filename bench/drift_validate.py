@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from bench.drift_alarms import (
 )
 from mlmon import contract as c
 from mlmon import rules
+from mlmon.demo.stack import free_port
 from mlmon.drift.evidence import MIN_EXPECTED_PER_BIN
 from mlmon.drift.profile import FeatureProfile
 from mlmon.layout import ALERT_RULES, RECORDING_RULES
@@ -123,12 +123,6 @@ def openmetrics(
 
 
 # -- a real Prometheus on the blocks ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

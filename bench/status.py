@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from typing import Any
 
 import requests
 import yaml
+
+from mlmon.demo.stack import free_port
 
 WINDOW = "5m"  # drift and feedback window: the shortest the spec allows, so the rules fill quickly
 MIN_SAMPLES = 100
@@ -230,12 +231,6 @@ class Models:
 
 
 # -- Prometheus ----------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -617,7 +617,7 @@ def test_feedback_window_variable_reads_the_feedback_series(generated: Path) -> 
     lines = result(report, METRIC_CONTRACT, DASHBOARD).detail.splitlines()
     # The evidence panel's accuracy target, then the accuracy panel's, read the feedback window too.
     assert lines[:2] == [
-        "panel \"Drift evidence (z over $window; alerts above the model's z, about 5)\" target E with "
+        'panel "Drift evidence (z over $window; alerts above the model\'s z, about 5)" target E with '
         "$feedback_window=6h selects model:mlmon_accuracy:drop_z_6h",
         "panel 'Accuracy and macro F1 from feedback (over $feedback_window)' target A with $feedback_window=6h"
         " selects model:mlmon_feedback_accuracy:ratio_6h",

@@ -17,18 +17,13 @@ from typer.testing import CliRunner
 from mlmon.cli import app
 from mlmon.render import ALERT_RULES, ALERTMANAGER_CONFIG, ALL_OUTPUTS, CONFLICT_SUFFIX
 from mlmon.spec import load_spec
-from tests.conftest import run_cli
+from tests.helpers import CLI_ENV, run_cli
 
 runner = CliRunner()
-ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
-
-
-def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    return run_cli(*args, cwd=cwd)
 
 
 def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
-    code, out, err = run(
+    code, out, err = run_cli(
         "init",
         "--no-input",
         "--model",
@@ -47,49 +42,49 @@ def test_init_no_input_writes_spec_and_every_file(tmp_path: Path) -> None:
     assert '- name: "fraud"' in spec_text
     assert '{name: "mcc", type: categorical}' in spec_text
 
-    code, out, _ = run("init", "--no-input", cwd=tmp_path)
+    code, out, _ = run_cli("init", "--no-input", cwd=tmp_path)
     assert code == 0
     assert out.splitlines() == [f"identical  monitoring/{path}" for path in ALL_OUTPUTS]
 
 
 def test_init_refuses_new_spec_flags_when_spec_exists(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
-    code, _, err = run("init", "--model", "other", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
+    code, _, err = run_cli("init", "--model", "other", cwd=tmp_path)
     assert code == 1
     assert "error: mlmon.yaml exists, so --model would be ignored" in err
     assert "Traceback" not in err
 
 
 def test_dry_run_and_check_write_nothing(tmp_path: Path) -> None:
-    code, out, err = run("init", "--no-input", "--dry-run", cwd=tmp_path)
+    code, out, err = run_cli("init", "--no-input", "--dry-run", cwd=tmp_path)
     assert code == 0
     assert "   create  monitoring/prometheus/prometheus.yml" in out
     assert "dry run: nothing written" in err
     assert list(tmp_path.iterdir()) == []
 
-    code, out, err = run("init", "--no-input", "--check", cwd=tmp_path)
+    code, out, err = run_cli("init", "--no-input", "--check", cwd=tmp_path)
     assert code == 3
     assert "error: the generated files are out of date" in err
     assert list(tmp_path.iterdir()) == []
 
-    run("init", "--no-input", cwd=tmp_path)
-    assert run("init", "--check", cwd=tmp_path)[0] == 0
+    run_cli("init", "--no-input", cwd=tmp_path)
+    assert run_cli("init", "--check", cwd=tmp_path)[0] == 0
 
 
 def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
     edited = tmp_path / "monitoring" / ALERTMANAGER_CONFIG
     edited.write_text(edited.read_text() + "# mine\n")
     spec = tmp_path / "mlmon.yaml"
     spec.write_text(spec.read_text().replace("error_ratio: 0.05", "error_ratio: 0.07"))
 
-    code, out, err = run("init", "--dry-run", "--diff", cwd=tmp_path)
+    code, out, err = run_cli("init", "--dry-run", "--diff", cwd=tmp_path)
     assert code == 0
     assert f"   update  monitoring/{ALERT_RULES}" in out
     assert f" conflict  monitoring/{ALERTMANAGER_CONFIG}" in out
     assert '+          model:mlmon_request_errors:ratio_rate5m{model="my-model"} > 0.07' in out
 
-    code, out, err = run("init", cwd=tmp_path)
+    code, out, err = run_cli("init", cwd=tmp_path)
     assert code == 1
     assert "were edited since mlmon wrote them" in err
     assert "--force" in err
@@ -97,22 +92,22 @@ def test_conflict_exits_1_keeps_the_edit_and_force_overwrites(tmp_path: Path) ->
     assert (tmp_path / "monitoring" / (ALERTMANAGER_CONFIG + CONFLICT_SUFFIX)).exists()
     assert "> 0.07" in (tmp_path / "monitoring" / ALERT_RULES).read_text()
 
-    code, _, _ = run("init", "--force", cwd=tmp_path)
+    code, _, _ = run_cli("init", "--force", cwd=tmp_path)
     assert code == 0
     assert not edited.read_text().endswith("# mine\n")
 
 
 def test_a_hand_merge_in_the_new_copy_is_never_overwritten(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
     edited = tmp_path / "monitoring" / ALERTMANAGER_CONFIG
     edited.write_text(edited.read_text() + "# mine\n")
     copy = tmp_path / "monitoring" / (ALERTMANAGER_CONFIG + CONFLICT_SUFFIX)
-    assert run("init", cwd=tmp_path)[0] == 1
+    assert run_cli("init", cwd=tmp_path)[0] == 1
     assert copy.exists()
-    assert run("init", cwd=tmp_path)[0] == 1  # mlmon's own untouched copy: rewritten in place
+    assert run_cli("init", cwd=tmp_path)[0] == 1  # mlmon's own untouched copy: rewritten in place
     assert not copy.with_name(copy.name + ".2").exists()
     copy.write_text(copy.read_text() + "# merging\n")  # the hand merge the hint invites
-    code, _, err = run("init", cwd=tmp_path)
+    code, _, err = run_cli("init", cwd=tmp_path)
     assert code == 1
     assert copy.read_text().endswith("# merging\n")
     second = copy.with_name(copy.name + ".2")
@@ -120,7 +115,7 @@ def test_a_hand_merge_in_the_new_copy_is_never_overwritten(tmp_path: Path) -> No
 
 
 def test_the_manifest_describes_the_disk_when_a_file_cannot_be_written(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
     spec = tmp_path / "mlmon.yaml"
     spec.write_text(spec.read_text().replace("error_ratio: 0.05", "error_ratio: 0.07"))
     # The dashboards cannot be written while a plain file stands where their folder goes (root included);
@@ -128,23 +123,23 @@ def test_the_manifest_describes_the_disk_when_a_file_cannot_be_written(tmp_path:
     grafana = tmp_path / "monitoring" / "grafana"
     shutil.rmtree(grafana)
     grafana.write_text("in the way\n")
-    code, _, err = run("init", cwd=tmp_path)
+    code, _, err = run_cli("init", cwd=tmp_path)
     assert code == 1 and "cannot write" in err and "Traceback" not in err, err
     assert "> 0.07" in (tmp_path / "monitoring" / ALERT_RULES).read_text()
     grafana.unlink()
     # Every other file was written and recorded: the next run, with the threshold back, neither calls the
     # rules edited nor needs --force.
     spec.write_text(spec.read_text().replace("error_ratio: 0.07", "error_ratio: 0.05"))
-    code, out, err = run("init", cwd=tmp_path)
+    code, out, err = run_cli("init", cwd=tmp_path)
     assert code == 0, err
     assert "conflict" not in out + err
 
 
 def test_an_edit_is_a_conflict_even_when_the_spec_did_not_change(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
     edited = tmp_path / "monitoring" / ALERT_RULES
     edited.write_text(edited.read_text().replace("for: 5m", "for: 1m"))
-    code, out, _ = run("init", cwd=tmp_path)
+    code, out, _ = run_cli("init", cwd=tmp_path)
     assert code == 1
     assert f" conflict  monitoring/{ALERT_RULES}" in out
     assert "for: 1m" in edited.read_text()
@@ -170,8 +165,8 @@ def test_credentials_from_the_environment_stay_out_of_every_file(tmp_path: Path)
 
 
 def test_flags_for_a_new_spec_are_refused_when_it_exists(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
-    code, _, err = run(
+    run_cli("init", "--no-input", cwd=tmp_path)
+    code, _, err = run_cli(
         "init", "--prometheus-url", "http://10.0.0.1:9090", "--task", "regression", cwd=tmp_path
     )
     assert code == 1
@@ -180,17 +175,17 @@ def test_flags_for_a_new_spec_are_refused_when_it_exists(tmp_path: Path) -> None
 
 def test_write_failures_are_plain_errors(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    code, _, err = run("init", "--no-input", "--out", "blocker/monitoring", cwd=tmp_path)
+    code, _, err = run_cli("init", "--no-input", "--out", "blocker/monitoring", cwd=tmp_path)
     assert code == 1
     assert err.startswith("error: cannot write blocker/monitoring/")
     assert "Traceback" not in err
-    code, _, err = run("render-alerts", "--output", "mlmon.yaml", cwd=tmp_path)
+    code, _, err = run_cli("render-alerts", "--output", "mlmon.yaml", cwd=tmp_path)
     assert code == 1
     assert "error: mlmon.yaml exists" in err
 
 
 def test_json_plan(tmp_path: Path) -> None:
-    code, out, _ = run("init", "--no-input", "--json", cwd=tmp_path)
+    code, out, _ = run_cli("init", "--no-input", "--json", cwd=tmp_path)
     assert code == 0
     plan = json.loads(out)
     assert plan["dry_run"] is False
@@ -202,7 +197,7 @@ def test_spec_error_is_one_message_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "mlmon.yaml").write_text(
         "models:\n  - name: m\n    targets: [h:1]\n    thresholds: {psi_warnng: 1}\n"
     )
-    code, out, err = run("render-alerts", cwd=tmp_path)
+    code, out, err = run_cli("render-alerts", cwd=tmp_path)
     assert code == 1
     assert out == ""
     assert err == (
@@ -212,43 +207,43 @@ def test_spec_error_is_one_message_without_traceback(tmp_path: Path) -> None:
 
 
 def test_render_alerts_to_stdout_and_file(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
-    code, out, _ = run("render-alerts", "--output", "-", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
+    code, out, _ = run_cli("render-alerts", "--output", "-", cwd=tmp_path)
     assert code == 0
     assert out == (tmp_path / "monitoring" / ALERT_RULES).read_text()
-    code, _, _ = run("render-alerts", "--output", "rec.yml", "--kind", "recording", cwd=tmp_path)
+    code, _, _ = run_cli("render-alerts", "--output", "rec.yml", "--kind", "recording", cwd=tmp_path)
     assert code == 0
     assert (tmp_path / "rec.yml").read_text().startswith("# Generated by mlmon")
 
 
 def test_render_alerts_updates_only_rule_files(tmp_path: Path) -> None:
-    run("init", "--no-input", cwd=tmp_path)
+    run_cli("init", "--no-input", cwd=tmp_path)
     spec = tmp_path / "mlmon.yaml"
     spec.write_text(spec.read_text().replace("psi_critical: 0.2 ", "psi_critical: 0.4 "))
-    code, out, _ = run("render-alerts", cwd=tmp_path)
+    code, out, _ = run_cli("render-alerts", cwd=tmp_path)
     assert code == 0
     assert out.splitlines() == [
         "identical  monitoring/prometheus/rules/mlmon-recording.yml",
         "   update  monitoring/prometheus/rules/mlmon-alerts.yml",
         "   update  monitoring/prometheus/tests/mlmon-alerts-test.yml",
     ]
-    assert run("init", "--check", cwd=tmp_path)[0] == 3, "the dashboard thresholds still wait for init"
+    assert run_cli("init", "--check", cwd=tmp_path)[0] == 3, "the dashboard thresholds still wait for init"
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
-    code, _, err = run("init", "--no-such-flag", cwd=tmp_path)
+    code, _, err = run_cli("init", "--no-such-flag", cwd=tmp_path)
     assert code == 2
     assert "No such option" in err
 
 
 def test_missing_spec_for_render_alerts(tmp_path: Path) -> None:
-    code, _, err = run("render-alerts", cwd=tmp_path)
+    code, _, err = run_cli("render-alerts", cwd=tmp_path)
     assert code == 1
     assert err.startswith("error: mlmon.yaml not found\nhint: run `mlmon init`")
 
 
 def test_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
-    code, out, _ = run("init", "--no-input", "--out", "[bold]x[/red]", "--dry-run", cwd=tmp_path)
+    code, out, _ = run_cli("init", "--no-input", "--out", "[bold]x[/red]", "--dry-run", cwd=tmp_path)
     assert code == 0
     assert "create  [bold]x[/red]/prometheus/prometheus.yml" in out
 
@@ -265,7 +260,7 @@ def test_python_dash_m_and_version() -> None:
 def test_every_command_is_documented_in_the_readme(command: str) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert f"mlmon {command}" in readme
-    code = runner.invoke(app, [command, "--help"], env=ENV).exit_code
+    code = runner.invoke(app, [command, "--help"], env=CLI_ENV).exit_code
     assert code == 0
 
 

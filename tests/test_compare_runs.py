@@ -29,16 +29,14 @@ from mlmon.compare import DirectionRules, compare, format_number, metric_directi
 from mlmon.errors import CompareError
 from mlmon.mlflow_rest import EndpointMissing
 from mlmon.mlflow_runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
-from tests.conftest import REQUIRE_TOOLS
+from tests.helpers import CLI_ENV, REQUIRE_TOOLS, run_cli
 from tests.servers import free_port, mlflow_server_binary, mlflow_server_started, wait_for_mlflow
 
-ENV = {"NO_COLOR": "1", "COLUMNS": "200"}
 T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in milliseconds
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner(env=ENV).invoke(app, ["compare-runs", *args])
-    return result.exit_code, result.stdout, result.stderr
+    return run_cli("compare-runs", *args)
 
 
 # --- the pure comparison --------------------------------------------------------------------------------
@@ -485,7 +483,7 @@ def test_alias_errors_name_the_registry_that_was_asked(store: Store, tmp_path: P
     tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
     MlflowClient(tracking).search_experiments()  # a tracking store of its own, without the model
     args = ["compare-runs", "--model", "churn-model", "--aliases", "shadow", "--mlflow-uri", tracking]
-    result = CliRunner(env={**ENV, "MLFLOW_REGISTRY_URI": store.uri}).invoke(app, args)
+    result = CliRunner(env={**CLI_ENV, "MLFLOW_REGISTRY_URI": store.uri}).invoke(app, args)
     assert result.exit_code == 1
     assert (
         f"error: alias 'shadow' of registered model 'churn-model' not found in MLflow at {store.uri}\n"
@@ -741,7 +739,7 @@ def test_terminal_escapes_in_mlflow_strings_never_reach_the_terminal(tmp_path: P
         assert "\x1b" not in stdout and "\x07" not in stdout
         assert " [2Jwiped" in stdout and "run [31m0" in stdout
         # In colour, only mlmon's own codes: bold for the header, nothing from the strings themselves.
-        result = CliRunner(env={**ENV, "NO_COLOR": "", "FORCE_COLOR": "1"}).invoke(
+        result = CliRunner(env={**CLI_ENV, "NO_COLOR": "", "FORCE_COLOR": "1"}).invoke(
             app, ["compare-runs", *ids, "--mlflow-uri", uri, *layout]
         )
         assert result.exit_code == 0, result.stderr

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mlmon.demo.processes import PROCESSES_FILE, ProcessGroup, recorded_processes_alive, stop_recorded
-from tests.conftest import CLI_ENV, require_tool, run_cli
+from tests.helpers import CLI_ENV, require_tool, run_cli
 from tests.servers import poll
 
 SHIFTED = ["debt_ratio", "income"]  # the features make_credit_data(shift=...) moves

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mlmon.data import CategoryColumn
 from mlmon.drift.columns import choose_features, not_a_feature, numbers_in_text
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ROWS = 2000
 

@@ -26,7 +26,7 @@ from mlmon.drift.evidence import (
 )
 from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
 
 WINDOW = "30m"
 MINUTES = 30  # the window at minute 40 holds the increments of minutes 11 to 40

@@ -24,8 +24,7 @@ from mlmon.data import CategoryColumn, read_table
 from mlmon.drift.build import sorted_quantiles
 from mlmon.drift.report import drift_report
 from mlmon.drift.two_sample import compare_sorted, kstwo_sf
-from tests.conftest import run_cli
-from tests.test_profile import mlflow_store, new_run, register  # noqa: F401  (mlflow_store is a fixture)
+from tests.helpers import new_run, register, run_cli
 
 
 def _table(rows: int, seed: int, shift: float = 0.0) -> pa.Table:
@@ -210,7 +209,7 @@ def test_prediction_logs_mixed_with_data_files_are_refused(tmp_path: Path) -> No
         assert _report(str(tmp_path / "ref.parquet"), str(current))["rows_current"] == 1
 
 
-def test_reference_from_mlflow_artifacts(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:  # noqa: F811
+def test_reference_from_mlflow_artifacts(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:
     from mlflow import MlflowClient
 
     uri = mlflow_store[0]

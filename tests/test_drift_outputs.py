@@ -15,8 +15,7 @@ from mlmon.data import CategoryColumn
 from mlmon.drift.html import render_html
 from mlmon.drift.mlflow_report import drift_metrics, metric_name
 from mlmon.drift.report import drift_report
-from tests.conftest import HOSTILE_NAMES, require_tool, run_cli
-from tests.test_profile import mlflow_store, new_run  # noqa: F401  (mlflow_store is a fixture)
+from tests.helpers import HOSTILE_NAMES, new_run, require_tool, run_cli
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -151,7 +150,7 @@ def test_metric_names_fit_mlflow_and_stay_apart() -> None:
 
 def test_log_to_mlflow_logs_metrics_and_the_report(
     tmp_path: Path,
-    mlflow_store: tuple[str, str],  # noqa: F811
+    mlflow_store: tuple[str, str],
 ) -> None:
     from mlflow import MlflowClient
 
@@ -189,7 +188,7 @@ def test_drift_metrics_leave_out_missing_p_values() -> None:
 
 def test_log_to_an_unknown_run_is_a_clear_error_before_any_work(
     tmp_path: Path,
-    mlflow_store: tuple[str, str],  # noqa: F811
+    mlflow_store: tuple[str, str],
 ) -> None:
     code, out, err = run_cli(
         "drift",

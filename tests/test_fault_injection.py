@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
 from tests.fault_servers import BEHAVIOURS, misbehaving
+from tests.helpers import run_cli
 
 TOKEN = "prom-token-must-not-be-printed"
 USER, PASSWORD = "alice", "mlflow-password-must-not-be-printed"

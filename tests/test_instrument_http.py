@@ -38,7 +38,7 @@ from mlmon.demo.service import make_app, serve
 from mlmon.drift.profile import FeatureProfile, Profile
 from mlmon.instrument.http import MonitorMiddleware, MonitorWSGIMiddleware, exposition_registry
 from mlmon.instrument.monitor import ModelMonitor
-from tests.conftest import REQUIRE_TOOLS
+from tests.helpers import REQUIRE_TOOLS
 from tests.servers import free_port, poll, running
 
 try:

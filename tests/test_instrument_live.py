@@ -6,14 +6,11 @@ offline from the same observations and bins, and every recording rule and dashbo
 from __future__ import annotations
 
 import json
-import math
-import random
 import re
 import subprocess
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +18,18 @@ import pytest
 import requests
 import yaml
 
-from mlmon.demo.model import FEATURES, make_credit_data, reference_profile, rows, train
-from mlmon.drift.profile import FeatureProfile, Profile, shares
+from mlmon.demo.model import FEATURES, make_credit_data, reference_profile, train
+from mlmon.drift.profile import Profile, shares
 from mlmon.drift.statistics import psi
 from mlmon.render import GRAFANA_DASHBOARD, PROMETHEUS_CONFIG, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
+from tests.live_service import Traffic, by_label, is_missing, offline_counts, query, send_traffic
 from tests.servers import free_port, poll, prometheus, running
 
 MODEL = "credit-risk"
 WINDOW = "5m"
 TOLERANCE = 1e-9
-
-
-class Traffic:
-    """What the test sent, to compute the expected numbers offline."""
-
-    def __init__(self) -> None:
-        self.features: list[dict[str, Any]] = []  # every request's features, failed ones included
-        self.predictions: list[str] = []  # successful predictions only
-        self.confidences: list[float] = []
-        self.feedback: list[tuple[str, str]] = []
-        self.requests = 0
-
-
-def query(url: str, expr: str) -> list[dict[str, Any]]:
-    answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
-    assert answer["status"] == "success", (expr, answer)
-    return list(answer["data"]["result"])
-
-
-def by_label(results: list[dict[str, Any]], label: str) -> dict[str, float]:
-    return {r["metric"].get(label, ""): float(r["value"][1]) for r in results}
 
 
 @pytest.fixture(scope="module")
@@ -97,69 +74,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> A
         yield url, ports, profile, out
 
 
-def _send(ports: list[int], traffic: Traffic, data: dict[str, Any], weight_first: float, seed: int) -> None:
-    """Send each row to a replica, the first with probability ``weight_first``: the replicas see different
-    mixes, so only a correct aggregation across them gives the offline numbers."""
-    chooser = random.Random(seed)
-    jobs = []
-    for i, row in enumerate(rows(data)):
-        port = ports[0] if chooser.random() < weight_first else ports[1]
-        fail = i % 40 == 7
-        jobs.append((port, row, fail, str(data["outcome"][i])))
-
-    def call(
-        job: tuple[int, dict[str, Any], bool, str],
-    ) -> tuple[dict[str, Any], bool, dict[str, Any], str, int]:
-        port, row, fail, actual = job
-        session = requests.Session()
-        body = json.dumps({"features": row, "fail": fail})  # NaN goes out as NaN: Python's json reads it back
-        answer = session.post(f"http://127.0.0.1:{port}/predict", data=body, timeout=10)
-        return row, fail, answer.json(), actual, port
-
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(call, jobs))
-    feedback_jobs = []
-    for row, fail, answer, actual, port in results:
-        traffic.requests += 1
-        traffic.features.append(row)
-        if fail:
-            assert "error" in answer
-            continue
-        traffic.predictions.append(answer["prediction"])
-        traffic.confidences.append(answer["confidence"])
-        if len(traffic.predictions) % 3 == 0:  # delayed ground truth for a third of the predictions
-            feedback_jobs.append((port, answer["prediction"], actual))
-            traffic.feedback.append((answer["prediction"], actual))
-    with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda j: requests.post(
-                    f"http://127.0.0.1:{j[0]}/feedback", json={"predicted": j[1], "actual": j[2]}, timeout=10
-                ),
-                feedback_jobs,
-            )
-        )
-
-
-def _offline_counts(feature: FeatureProfile, values: list[Any]) -> tuple[list[int], int]:
-    counts = [0] * len(feature.bin_labels)
-    missing = 0
-    for value in values:
-        index = feature.bin_of(value)
-        if index is None:
-            missing += 1
-        else:
-            counts[index] += 1
-    return counts, missing
-
-
 @pytest.fixture(scope="module")
 def observed(stack: Any) -> tuple[str, Profile, Traffic, Path]:
     url, ports, profile, out = stack
     traffic = Traffic()
-    _send(ports, traffic, make_credit_data(600, seed=2), weight_first=0.8, seed=10)  # like the reference
-    _send(ports, traffic, make_credit_data(600, seed=3, shift=1.5), weight_first=0.2, seed=11)  # drifted
-    expected_observations = sum(1 for row in traffic.features if not _is_missing(row["age"]))
+    send_traffic(
+        ports, traffic, make_credit_data(600, seed=2), weight_first=0.8, seed=10
+    )  # like the reference
+    send_traffic(
+        ports, traffic, make_credit_data(600, seed=3, shift=1.5), weight_first=0.2, seed=11
+    )  # drifted
+    expected_observations = sum(1 for row in traffic.features if not is_missing(row["age"]))
 
     def settled() -> bool | None:
         # Scraped the final counters, and the rules evaluated since.
@@ -178,17 +103,13 @@ def observed(stack: Any) -> tuple[str, Profile, Traffic, Path]:
     return url, profile, traffic, out
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def test_feature_psi_and_missing_ratio_equal_offline(observed: tuple[str, Profile, Traffic, Path]) -> None:
     url, profile, traffic, _ = observed
     live_psi = by_label(query(url, f"model_feature:mlmon_feature_psi:{WINDOW}"), "feature")
     live_missing = by_label(query(url, f"model_feature:mlmon_feature_missing:ratio_{WINDOW}"), "feature")
     assert set(live_psi) == set(FEATURES)
     for feature in profile.features:
-        counts, missing = _offline_counts(feature, [row.get(feature.name) for row in traffic.features])
+        counts, missing = offline_counts(feature, [row.get(feature.name) for row in traffic.features])
         expected = psi(shares(counts), feature.reference_ratios)
         assert abs(live_psi[feature.name] - expected) <= TOLERANCE, (
             feature.name,
@@ -207,7 +128,7 @@ def test_prediction_psi_confidence_and_accuracy_equal_offline(
 ) -> None:
     url, profile, traffic, _ = observed
     assert profile.prediction is not None
-    counts, _ = _offline_counts(profile.prediction, traffic.predictions)
+    counts, _ = offline_counts(profile.prediction, traffic.predictions)
     live = float(query(url, f"model:mlmon_prediction_psi:{WINDOW}")[0]["value"][1])
     assert abs(live - psi(shares(counts), profile.prediction.reference_ratios)) <= TOLERANCE
 

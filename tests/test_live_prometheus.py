@@ -10,7 +10,7 @@ import yaml
 
 from mlmon.render import ALERT_RULES, PROMETHEUS_CONFIG, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import full_spec_dict, hostile_spec_dict, render_into
+from tests.helpers import full_spec_dict, hostile_spec_dict, render_into
 from tests.servers import poll, prometheus
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require_mlflow_server, run_cli
+from tests.helpers import require_mlflow_server, run_cli
 from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow

@@ -12,23 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from mlmon import contract
-from mlmon.drift.profile import FeatureProfile, Profile
 from mlmon.instrument.monitor import ModelMonitor
+from tests.helpers import MONITOR_PROFILE
 
-PROFILE = Profile(
-    model="credit-risk",
-    features=(
-        FeatureProfile("income", "numerical", (0.25, 0.25, 0.25, 0.25), edges=(10.0, 20.0, 30.0), count=100),
-        FeatureProfile("region", "categorical", (0.5, 0.3, 0.2), categories=("north", "south"), count=100),
-    ),
-    prediction=FeatureProfile(
-        "__prediction__", "categorical", (0.7, 0.3, 0.0), categories=("repaid", "default"), count=90
-    ),
-    reference_confidence_mean=0.8,
-    reference_accuracy=0.75,
-    reference_confidence_rows=95,
-    reference_accuracy_rows=80,
-)
+PROFILE = MONITOR_PROFILE
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:

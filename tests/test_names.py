@@ -14,8 +14,8 @@ from mlmon.errors import SpecError
 from mlmon.instrument.monitor import ModelMonitor
 from mlmon.names import hidden_characters, visible
 from mlmon.spec import spec_from_yaml
-from tests.conftest import run_cli
-from tests.test_monitor import PROFILE
+from tests.helpers import MONITOR_PROFILE as PROFILE
+from tests.helpers import run_cli
 
 NFC, NFD = "caf\u00e9", "cafe\u0301"
 

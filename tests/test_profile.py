@@ -7,13 +7,11 @@ through CliRunner. The central promise is that the bins counted by the live moni
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from mlmon.contract import OTHER_BIN
 from mlmon.data import DataError, read_table
+from mlmon.demo.stack import free_port
 from mlmon.drift.build import PREDICTION_NAME, ProfileBuildError, build_profile, quantile_edges
 from mlmon.drift.mlflow_profile import (
     MLFLOW_HTTP_DEFAULTS,
@@ -37,11 +35,7 @@ from mlmon.drift.mlflow_profile import (
 )
 from mlmon.drift.profile import FeatureProfile, Profile, ProfileError, load_profile, shares
 from mlmon.errors import BackendError
-from tests.conftest import REQUIRE_TOOLS, run_cli
-
-runner = CliRunner()
-ENV = {"NO_COLOR": "1", "COLUMNS": "200", "MLMON_DEBUG": ""}
-
+from tests.helpers import new_run, register, run_cli
 
 # --- data ---------------------------------------------------------------------------------------------
 
@@ -74,10 +68,6 @@ def write_data(table: pa.Table, path: Path) -> Path:
     else:  # JSON lines: pyarrow has no JSON writer, so one json.dumps per row.
         path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()), encoding="utf-8")
     return path
-
-
-def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    return run_cli(*args, cwd=cwd)
 
 
 def assert_user_error(code: int, err: str, *fragments: str) -> None:
@@ -531,7 +521,7 @@ def test_columns_of_different_lengths_are_refused() -> None:
 def test_cli_writes_the_profile_and_prints_a_summary(tmp_path: Path) -> None:
     table = reference_table()
     data = write_data(table, tmp_path / "ref.csv")
-    code, out, err = run(
+    code, out, err = run_cli(
         "profile", str(data), "--model", "credit", "--categorical", "zip_code", "--target", "label",
         "--prediction", "predicted", "--confidence", "confidence", "-o", str(tmp_path / "p.json"),
     )  # fmt: skip
@@ -558,7 +548,7 @@ def test_cli_writes_the_profile_and_prints_a_summary(tmp_path: Path) -> None:
 
 def test_cli_json_summary_and_default_output_file(tmp_path: Path) -> None:
     write_data(reference_table(rows=100), tmp_path / "ref.jsonl")
-    code, out, err = run(
+    code, out, err = run_cli(
         "profile", "ref.jsonl", "-m", "m", "-f", "income", "--features", "region", "--prediction", "predicted",
         "--json", cwd=tmp_path,
     )  # fmt: skip
@@ -580,7 +570,7 @@ def test_cli_json_summary_and_default_output_file(tmp_path: Path) -> None:
 
 def test_cli_regression_with_custom_bins(tmp_path: Path) -> None:
     data = write_data(reference_table(rows=200), tmp_path / "ref.parquet")
-    code, out, err = run(
+    code, out, err = run_cli(
         "profile", str(data), "-m", "m", "--task", "regression", "--prediction", "confidence", "--bins", "4",
         "--top-k", "2", "-o", str(tmp_path / "p.json"), "--json",
     )  # fmt: skip
@@ -628,7 +618,7 @@ def test_cli_bad_input_is_one_plain_error(
     }
     if make in contents:
         data.write_text(contents[make])
-    code, out, err = run("profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), *args)
+    code, out, err = run_cli("profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), *args)
     assert_user_error(code, err, *fragments)
     assert out == ""
     assert not (tmp_path / "p.json").exists()
@@ -637,7 +627,7 @@ def test_cli_bad_input_is_one_plain_error(
 def test_cli_unwritable_output_is_one_plain_error(tmp_path: Path) -> None:
     data = write_data(reference_table(rows=10), tmp_path / "ref.csv")
     (tmp_path / "taken").mkdir()
-    code, _, err = run("profile", str(data), "-m", "m", "-o", str(tmp_path / "taken"))
+    code, _, err = run_cli("profile", str(data), "-m", "m", "-o", str(tmp_path / "taken"))
     assert_user_error(code, err, f"cannot write {tmp_path / 'taken'}: Is a directory")
 
 
@@ -653,14 +643,14 @@ def test_cli_unwritable_output_is_one_plain_error(tmp_path: Path) -> None:
 )
 def test_cli_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     data = write_data(reference_table(rows=10), tmp_path / "ref.csv")
-    code, _, err = run("profile", str(data), "-m", "m", *args)
+    code, _, err = run_cli("profile", str(data), "-m", "m", *args)
     assert code == 2, err
     assert "Traceback" not in err
 
 
 def test_cli_requires_a_model(tmp_path: Path) -> None:
     data = write_data(reference_table(rows=10), tmp_path / "ref.csv")
-    code, _, err = run("profile", str(data))
+    code, _, err = run_cli("profile", str(data))
     assert code == 2
     assert "--model" in err
 
@@ -679,40 +669,6 @@ def test_cli_does_not_import_heavy_libraries_at_start_up() -> None:
 # --- MLflow -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real local MLflow sqlite store with one experiment: (tracking URI, experiment id)."""
-    missing = [name for name in ("sqlalchemy", "alembic") if importlib.util.find_spec(name) is None]
-    if missing:
-        message = f"MLflow's sqlite store needs {' and '.join(missing)} (pip install sqlalchemy alembic)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
-        pytest.skip(message)
-    from mlflow import MlflowClient
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    experiment = MlflowClient(uri).create_experiment("mlmon", artifact_location=(root / "artifacts").as_uri())
-    yield uri, experiment
-
-
-def new_run(store: tuple[str, str]) -> str:
-    from mlflow import MlflowClient
-
-    uri, experiment = store
-    return str(MlflowClient(uri).create_run(experiment).info.run_id)
-
-
-def register(store: tuple[str, str], name: str, run_id: str, alias: str) -> str:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(store[0])
-    client.create_registered_model(name)
-    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
-    client.set_registered_model_alias(name, alias, version.version)
-    return str(version.version)
-
-
 def test_log_to_mlflow_then_load_by_alias_version_and_run(
     tmp_path: Path, mlflow_store: tuple[str, str]
 ) -> None:
@@ -720,13 +676,13 @@ def test_log_to_mlflow_then_load_by_alias_version_and_run(
     run_id = new_run(mlflow_store)
     data = write_data(reference_table(rows=300), tmp_path / "ref.csv")
     out = tmp_path / "credit-profile.json"  # any local name: the artifact is always mlmon/profile.json
-    code, stdout, err = run(
+    code, stdout, err = run_cli(
         "profile", str(data), "-m", "credit", "--target", "label", "--prediction", "predicted", "-o", str(out),
         "--log-to-mlflow", run_id, "--mlflow-uri", uri, "--json",
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(stdout)["mlflow_artifact"] == f"runs:/{run_id}/{PROFILE_ARTIFACT_PATH}"
-    code, _, err = run(
+    code, _, err = run_cli(
         "profile", str(data), "-m", "credit", "--target", "label", "--prediction", "predicted", "-o", str(out),
         "--log-to-mlflow", run_id, "--mlflow-uri", uri,
     )  # fmt: skip
@@ -765,7 +721,7 @@ def test_log_to_mlflow_then_load_by_alias_version_and_run(
 
 def test_log_to_unknown_run_is_a_plain_error(tmp_path: Path, mlflow_store: tuple[str, str]) -> None:
     data = write_data(reference_table(rows=20), tmp_path / "ref.csv")
-    code, _, err = run(
+    code, _, err = run_cli(
         "profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), "--log-to-mlflow", "no-such-run",
         "--mlflow-uri", mlflow_store[0],
     )  # fmt: skip
@@ -775,18 +731,12 @@ def test_log_to_unknown_run_is_a_plain_error(tmp_path: Path, mlflow_store: tuple
     assert not (tmp_path / "p.json").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_dead_tracking_server_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in MLFLOW_HTTP_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     data = write_data(reference_table(rows=20), tmp_path / "ref.csv")
     started = time.monotonic()
-    code, _, err = run(
+    code, _, err = run_cli(
         "profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), "--log-to-mlflow", "abc",
         "--mlflow-uri", f"http://user:s3cret@127.0.0.1:{free_port()}",
     )  # fmt: skip

@@ -19,7 +19,7 @@ from mlmon.registry import (
     registry_lookup,
 )
 from mlmon.spec import ModelSpec
-from tests.conftest import require_mlflow_server
+from tests.helpers import require_mlflow_server
 from tests.servers import free_port, mlflow_server
 
 MODELS = (
@@ -217,7 +217,7 @@ def test_status_reads_the_registry_named_by_the_spec_or_the_environment(
 
     import yaml
 
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     tracking, registry = split_stores
     spec = {

@@ -30,7 +30,7 @@ from mlmon.render import (
     unchanged_plan,
 )
 from mlmon.spec import Spec, spec_from_dict, spec_from_yaml
-from tests.conftest import HOSTILE_MODEL_NAMES, full_spec_dict
+from tests.helpers import HOSTILE_MODEL_NAMES, full_spec_dict
 
 
 def label_matchers(expr: str) -> dict[str, str]:

@@ -30,9 +30,9 @@ from mlmon.drift.profile import Profile, shares
 from mlmon.drift.statistics import psi
 from mlmon.render import PROMETHEUS_CONFIG
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
+from tests.live_service import Traffic, by_label, is_missing, offline_counts, query, send_traffic
 from tests.servers import free_port, poll, prometheus, running
-from tests.test_instrument_live import Traffic, _is_missing, _offline_counts, _send, by_label, query
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("uvicorn", reason="install the test extra (fastapi, uvicorn)")
@@ -154,7 +154,7 @@ def test_counts_and_alerts_survive_restart_deploy_and_failed_scrapes(
     def send(ports: list[int], drifted: bool = True, rows: int = 250) -> None:
         batch = next(batches)
         data = make_credit_data(rows, seed=100 + batch, shift=1.5 if drifted else 0.0)
-        _send(ports, traffic, data, weight_first=0.5, seed=batch)
+        send_traffic(ports, traffic, data, weight_first=0.5, seed=batch)
 
     with ExitStack() as stack:
         stack.enter_context(proxy.serving())
@@ -240,9 +240,9 @@ def _assert_window_equals_truth(url: str, profile: Profile, traffic: Traffic, wh
     live_psi = by_label(query(url, f"model_feature:mlmon_feature_psi:{WINDOW}"), "feature")
     for feature in profile.features:
         values = [row.get(feature.name) for row in traffic.features]
-        counts, missing_offline = _offline_counts(feature, values)
+        counts, missing_offline = offline_counts(feature, values)
         assert observations[feature.name] == sum(counts), (what, feature.name)
-        assert missing[feature.name] == missing_offline == sum(1 for v in values if _is_missing(v)), (
+        assert missing[feature.name] == missing_offline == sum(1 for v in values if is_missing(v)), (
             what,
             feature.name,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlmon.render import RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
 
 # Feedback is counted over the feedback windows only; one of 1h keeps the case short.
 SPEC = {"models": [{"name": "m", "targets": ["127.0.0.1:8000"], "thresholds": {"feedback_window": "1h"}}]}

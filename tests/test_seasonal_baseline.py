@@ -18,7 +18,7 @@ from mlmon import rules
 from mlmon.drift.evidence import chi_square_homogeneity, wilson_hilferty_z
 from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
 
 WINDOW, PERIOD, PERIOD_MINUTES = "30m", "2h", 120
 REFERENCE_SHARES = (0.4, 0.3, 0.2, 0.1)

@@ -29,9 +29,9 @@ import yaml
 from mlmon import rules
 from mlmon.spec import spec_from_dict
 from mlmon.status import CHECK_LABEL, PER_FEATURE_CHECKS, WINDOW_LABEL, seasonal_key
-from tests.conftest import CLI_ENV, run_cli
+from tests.fake_prometheus import Answer, FakePrometheus, Request, serving, vector
+from tests.helpers import CLI_ENV, run_cli
 from tests.servers import poll
-from tests.test_promapi import Answer, FakePrometheus, Request, serving, vector
 
 WINDOW = "1h"  # drift and feedback window of every model here
 FEATURES = ("income", "age", "region")

@@ -21,7 +21,7 @@ import yaml
 from mlmon.demo.model import FEATURES, make_credit_data, reference_profile, rows, train
 from mlmon.render import PROMETHEUS_CONFIG
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into, run_cli
+from tests.helpers import render_into, run_cli
 from tests.servers import free_port, poll, prometheus, running
 
 pytestmark = pytest.mark.slow

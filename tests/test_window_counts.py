@@ -20,7 +20,7 @@ from mlmon import contract as c
 from mlmon import rules
 from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.conftest import render_into
+from tests.helpers import render_into
 
 WINDOW = "30m"
 EVAL_MINUTE = 40  # the window holds the scrapes of minutes 11 to 40
