@@ -1,3 +1,3 @@
-from mlmon.cli import main
+from mlmon.launcher import main
 
 main()

@@ -13,5 +13,5 @@ ensure_python_venv
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >&2
-.venv/bin/python -m pip install -q . >&2
+.venv/bin/python -m pip install -q '.[cli]' >&2
 exec .venv/bin/mlmon demo "$@"

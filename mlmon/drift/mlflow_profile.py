@@ -148,6 +148,13 @@ def mlflow_client(
                 _require_local_store(uri)
     for name, value in MLFLOW_HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:  # the light install of a model service leaves it out
+        raise BackendError(
+            "talking to MLflow needs MLflow's client, which is not installed",
+            "pip install 'mlmon[mlflow]' (or 'mlmon[cli]' for the command line)",
+        )
     from mlflow import MlflowClient
 
     with mlflow_errors("MLflow", tracking_uri):
