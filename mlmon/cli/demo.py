@@ -171,15 +171,12 @@ def _print_result(result: DemoResult) -> None:
     summary = result.to_dict()
     if result.status is not None:
         console.print(f"\n[bold]$ {escape(result.status.shown)}[/]")
-        if result.status_available:
-            _print_command(result.status)
-        else:
-            console.print(
-                "[dim](mlmon status is not available in this version; Prometheus' numbers below)[/]"
-            )
-    elif result.offline_drift is not None:
+        _print_command(result.status)
+    elif result.offline_report is not None:
+        from mlmon.cli.drift import print_report
+
         console.print("\n[bold]offline drift[/] (data/drifted.csv against data/reference.csv):")
-        _print_offline_drift(result.offline_drift)
+        print_report(result.offline_report)
     if result.compare is not None:
         console.print(f"\n[bold]$ {escape(result.compare.shown)}[/]")
         _print_command(result.compare)
@@ -237,19 +234,3 @@ def _print_command(command: Any) -> None:
         output.warn(
             f"`{escape(command.shown)}` exited with {command.returncode}: {escape(command.stderr.strip()[-800:])}"
         )
-
-
-def _print_offline_drift(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table("feature", "method", "statistic", "threshold", "PSI", "drift", box=None, pad_edge=False)
-    for f in report["features"]:
-        table.add_row(
-            escape(f["name"]),
-            f["method"],
-            f"{f['statistic']:.3f}",
-            f"{f['threshold']:g}",
-            f"{f['psi']:.3f}",
-            "[bold red]DRIFT[/]" if f["drift"] else "ok",
-        )
-    output.stdout().print(table)

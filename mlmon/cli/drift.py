@@ -160,7 +160,7 @@ def drift_command(
     if json_output:
         output.print_json(report.to_dict())
     else:
-        _print_report(report)
+        print_report(report)
         if html is not None:
             output.info(f"wrote {escape(html)}")
         if log_to_mlflow is not None:
@@ -196,7 +196,8 @@ def histogram(feature: FeatureDrift, width: int = 12) -> str:
     return f"ref {row(labels[0])}\ncur {row(labels[1])}"
 
 
-def _print_report(report: DriftReport) -> None:
+def print_report(report: DriftReport) -> None:
+    """The drift table, its warnings and its summary line, on the terminal (`mlmon drift`, `mlmon demo`)."""
     from rich.table import Table
 
     table = Table(

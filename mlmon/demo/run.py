@@ -128,6 +128,7 @@ class DemoResult:
     missing_tools: list[str] = field(default_factory=list)
     install_hint: str | None = None
     offline_drift: dict[str, Any] | None = None
+    offline_report: Any = None  # the DriftReport behind offline_drift, for the terminal; not in the JSON
     live_psi: dict[str, float] = field(default_factory=dict)
     alerts_firing: list[dict[str, str]] = field(default_factory=list)
     alerts_delivered: list[dict[str, str]] = field(default_factory=list)
@@ -135,7 +136,6 @@ class DemoResult:
     latency: dict[str, float] = field(default_factory=dict)
     traffic: TrafficSent | None = None
     status: CommandOutput | None = None
-    status_available: bool = False
     compare: CommandOutput | None = None
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
@@ -179,7 +179,7 @@ class DemoResult:
         return "WARN" if self.latency["p95"] > self.thresholds["latency_p95_seconds"] else "OK"
 
     def _status_checks(self) -> list[dict[str, Any]] | None:
-        data = self.status.json() if self.status is not None and self.status_available else None
+        data = self.status.json() if self.status is not None else None
         if not isinstance(data, dict):
             return None
         model = next((m for m in data.get("models", []) if m.get("name") == MODEL_NAME), None)
@@ -209,9 +209,8 @@ class DemoResult:
             "alerts_delivered": self.alerts_delivered,
             "offline_drift": self.offline_drift,
             "traffic": self.traffic.to_dict() if self.traffic else None,
-            "status": (self.status.json() if self.status and self.status_available else None),
-            "status_available": self.status_available,
-            "status_error": _command_error(self.status) if self.status and self.status_available else None,
+            "status": self.status.json() if self.status else None,
+            "status_error": _command_error(self.status) if self.status else None,
             "compare": self.compare.json() if self.compare else None,
             "compare_error": _command_error(self.compare) if self.compare else None,
             "prometheus_url": self.prometheus_url,
@@ -329,12 +328,16 @@ def write_csv(path: Path, columns: dict[str, Any]) -> None:
     pa_csv.write_csv(pa.table({name: pa.array(list(values)) for name, values in columns.items()}), path)
 
 
-def offline_drift(reference: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The offline drift report of ``current`` against ``reference``, in short: what `mlmon drift` says."""
+def offline_drift(reference: dict[str, Any], current: dict[str, Any]) -> Any:
+    """The offline drift report of ``current`` against ``reference``: what `mlmon drift` says."""
     from mlmon.demo.model import FEATURES
     from mlmon.drift.report import drift_report
 
-    report = drift_report({f: reference[f] for f in FEATURES}, {f: current[f] for f in FEATURES})
+    return drift_report({f: reference[f] for f in FEATURES}, {f: current[f] for f in FEATURES})
+
+
+def drift_summary(report: Any) -> dict[str, Any]:
+    """The demo's JSON of an offline drift report, in short."""
     return {
         "reference_rows": report.rows_reference,
         "current_rows": report.rows_current,
@@ -470,7 +473,8 @@ def run_demo(options: DemoOptions, reporter: Reporter | None = None) -> DemoResu
             with _timed(timings, "compare_runs"):
                 result.compare = finish_mlmon(_start_compare(group, options, result))
         with _timed(timings, "offline_drift"):
-            result.offline_drift = drift_report.result()
+            result.offline_report = drift_report.result()
+            result.offline_drift = drift_summary(result.offline_report)
         completed = True
     finally:
         if options.keep and completed and result.live:
@@ -657,13 +661,6 @@ def _run_live(
                 group, "status", [*args, "--json"] if options.machine_output else args, options
             )
             result.status = finish_mlmon(status)
-            result.status_available = not (
-                result.status.returncode == 2 and "No such command" in result.status.stderr
-            )
-            if not result.status_available:
-                say.warn(
-                    "`mlmon status` is not available in this version of mlmon; showing Prometheus' numbers"
-                )
         if webhook is not None:
             say.step("waiting for Alertmanager to deliver the firing alerts")
             firing = {(a["name"], a["feature"]) for a in result.alerts_firing}

@@ -6,8 +6,8 @@ cells; the monitor takes one lock per observation around all its increments, and
 cells into the exposition format at scrape time.
 
 With several worker processes (PROMETHEUS_MULTIPROC_DIR set), values must live in prometheus_client's
-shared files, so :func:`counter_family` returns a prometheus_client Counter instead; both have the same
-``labels(...).inc(n)`` interface.
+shared files, so the monitor makes a prometheus_client Counter instead (mlmon.instrument.monitor); both have
+the same ``labels(...).inc(n)`` interface.
 """
 
 from __future__ import annotations
