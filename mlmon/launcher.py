@@ -12,7 +12,9 @@ CLI_PACKAGES = {"typer": "typer", "rich": "rich", "yaml": "pyyaml", "jinja2": "j
 
 
 def main() -> None:
-    missing = [package for module, package in CLI_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    missing = [
+        package for module, package in CLI_PACKAGES.items() if importlib.util.find_spec(module) is None
+    ]
     if missing:
         sys.stderr.write(
             f"error: the mlmon command needs {', '.join(missing)}, which the light install for model services "

@@ -46,6 +46,7 @@ from mlmon.plan import (
     unchanged_plan,
     write_atomic,
 )
+from mlmon.settings import DEFAULT_ALERTMANAGER_URL, DEFAULT_PROMETHEUS_URL, DEFAULT_TRACKING_URI
 from mlmon.spec import Spec
 
 __all__ = [
@@ -248,9 +249,9 @@ class NewModel:
 def render_spec_file(
     project: str,
     models: Iterable[NewModel],
-    prometheus_url: str = "http://127.0.0.1:9090",
-    alertmanager_url: str = "http://127.0.0.1:9093",
-    mlflow_uri: str = "sqlite:///mlflow.db",
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL,
+    alertmanager_url: str = DEFAULT_ALERTMANAGER_URL,
+    mlflow_uri: str = DEFAULT_TRACKING_URI,
     templates_dir: str | Path | None = None,
     source: str = "mlmon.yaml",
 ) -> tuple[str, Spec]:

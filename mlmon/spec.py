@@ -22,6 +22,7 @@ from mlmon.contract import LATENCY_BUCKETS
 from mlmon.drift.evidence import DEFAULT_FALSE_ALARMS_PER_WEEK, DEFAULT_MIN_PSI
 from mlmon.errors import SpecError
 from mlmon.names import hidden_characters, visible
+from mlmon.settings import DEFAULT_ALERTMANAGER_URL, DEFAULT_PROMETHEUS_URL, DEFAULT_TRACKING_URI
 
 SPEC_VERSION = 1
 DEFAULT_SPEC_FILE = "mlmon.yaml"
@@ -140,7 +141,7 @@ class _ServerURL:
 
 @dataclass(frozen=True)
 class PrometheusConfig(_ServerURL):
-    url: str = "http://127.0.0.1:9090"
+    url: str = DEFAULT_PROMETHEUS_URL
     scrape_interval: str = "15s"
     evaluation_interval: str = "15s"
     external_labels: tuple[tuple[str, str], ...] = ()
@@ -190,7 +191,7 @@ class Receiver:
 
 @dataclass(frozen=True)
 class AlertmanagerConfig(_ServerURL):
-    url: str = "http://127.0.0.1:9093"
+    url: str = DEFAULT_ALERTMANAGER_URL
     group_by: tuple[str, ...] = ("alertname", "model")
     group_wait: str = "30s"
     group_interval: str = "5m"
@@ -209,7 +210,7 @@ class GrafanaConfig:
 
 @dataclass(frozen=True)
 class MlflowConfig:
-    tracking_uri: str = "sqlite:///mlflow.db"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     registry_uri: str | None = None
     # Which way is better for each run metric ("min" or "max"), for compare-runs' best-value marks.
     metrics: tuple[tuple[str, MetricDirection], ...] = ()

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -811,3 +812,28 @@ def test_no_command_creates_the_store_it_was_asked_to_read(tmp_path: Path) -> No
         assert f"error: no MLflow store at {typo} " in err, (command, err)
         assert "Traceback" not in err and "\nhint: " in err
         assert not typo.exists(), command
+
+
+def test_profile_logs_to_the_spec_tracking_store_without_a_flag(
+    tmp_path: Path, mlflow_store: tuple[str, str]
+) -> None:
+    """Settings precedence: no --mlflow-uri and no MLFLOW_TRACKING_URI, so ./mlmon.yaml's mlflow.tracking_uri
+    (not the default sqlite:///mlflow.db in the working folder, which must not appear)."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_store[0]
+    run_id = new_run(mlflow_store)
+    (tmp_path / "mlmon.yaml").write_text(
+        yaml.safe_dump(
+            {"mlflow": {"tracking_uri": uri}, "models": [{"name": "m", "targets": ["127.0.0.1:1"]}]}
+        )
+    )
+    data = write_data(reference_table(rows=100), tmp_path / "ref.csv")
+    code, stdout, err = run_cli(
+        "profile", str(data), "-m", "m", "-o", str(tmp_path / "p.json"), "--log-to-mlflow", run_id, "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["mlflow_artifact"] == f"runs:/{run_id}/{PROFILE_ARTIFACT_PATH}"
+    assert [a.path for a in MlflowClient(uri).list_artifacts(run_id, "mlmon")] == [PROFILE_ARTIFACT_PATH]
+    assert not (tmp_path / "mlflow.db").exists()

@@ -19,7 +19,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
-from mlmon.cli.stores import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
+from mlmon.settings import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
     from mlmon.compare import Cell, Column, Comparison, Direction, Row

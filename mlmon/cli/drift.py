@@ -12,6 +12,7 @@ from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
 from mlmon.drift.evidence import DEFAULT_MIN_PSI
 from mlmon.errors import CheckFailed
+from mlmon.settings import DEFAULT_TRACKING_URI, tracking_uri
 
 if TYPE_CHECKING:
     from mlmon.drift.report import DriftReport, FeatureDrift
@@ -98,12 +99,13 @@ def drift_command(
         ),
     ] = None,
     mlflow_uri: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="MLFLOW_TRACKING_URI",
-            help="MLflow tracking URI, for --log-to-mlflow and a runs:/ or models:/ reference.",
+            help="MLflow tracking URI, for --log-to-mlflow and a runs:/ or models:/ reference. Default: "
+            f"./mlmon.yaml's mlflow.tracking_uri, else {DEFAULT_TRACKING_URI}.",
         ),
-    ] = "sqlite:///mlflow.db",
+    ] = None,
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit with code 3 when any feature drifted.")
     ] = False,
@@ -121,8 +123,11 @@ def drift_command(
     of its cells is compared as numbers, and the text cells are named.
     """
     from mlmon.drift.inputs import read_current, read_reference
+    from mlmon.drift.mlflow_profile import is_mlflow_uri
     from mlmon.drift.report import drift_report
 
+    if log_to_mlflow is not None or is_mlflow_uri(reference):  # the spec is read only when MLflow is needed
+        mlflow_uri = tracking_uri(mlflow_uri)
     if log_to_mlflow is not None:
         from mlmon.drift.mlflow_profile import require_run
 

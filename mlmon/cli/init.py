@@ -11,6 +11,7 @@ import typer
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
 from mlmon.errors import CheckFailed, MlmonError
+from mlmon.settings import DEFAULT_ALERTMANAGER_URL, DEFAULT_PROMETHEUS_URL, DEFAULT_TRACKING_URI
 
 NEW_SPEC_OPTIONS = (
     "project",
@@ -68,13 +69,13 @@ def init_command(
     ] = "classification",
     prometheus_url: Annotated[
         str, typer.Option(envvar="MLMON_PROMETHEUS_URL", help="Prometheus' URL, for a new spec.")
-    ] = "http://127.0.0.1:9090",
+    ] = DEFAULT_PROMETHEUS_URL,
     alertmanager_url: Annotated[
         str, typer.Option(envvar="MLMON_ALERTMANAGER_URL", help="Alertmanager's URL, for a new spec.")
-    ] = "http://127.0.0.1:9093",
+    ] = DEFAULT_ALERTMANAGER_URL,
     mlflow_uri: Annotated[
         str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI, for a new spec.")
-    ] = "sqlite:///mlflow.db",
+    ] = DEFAULT_TRACKING_URI,
     no_input: Annotated[
         bool, typer.Option("--no-input", help="Never prompt; use flags and defaults.")
     ] = False,

@@ -10,6 +10,7 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import escape, handles_errors
+from mlmon.settings import DEFAULT_TRACKING_URI, tracking_uri
 
 if TYPE_CHECKING:
     from mlmon.drift.profile import FeatureProfile, Profile
@@ -74,8 +75,13 @@ def profile_command(
         ),
     ] = None,
     mlflow_uri: Annotated[
-        str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI, for --log-to-mlflow.")
-    ] = "sqlite:///mlflow.db",
+        str | None,
+        typer.Option(
+            envvar="MLFLOW_TRACKING_URI",
+            help=f"MLflow tracking URI, for --log-to-mlflow. Default: ./mlmon.yaml's mlflow.tracking_uri, else "
+            f"{DEFAULT_TRACKING_URI}.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Build a reference profile (bins and reference shares per feature) from CSV, Parquet or JSON lines.
@@ -92,6 +98,7 @@ def profile_command(
     if log_to_mlflow is not None:
         from mlmon.drift.mlflow_profile import require_run
 
+        mlflow_uri = tracking_uri(mlflow_uri)
         require_run(log_to_mlflow, mlflow_uri)  # before anything is written
     from mlmon.render import write_atomic
 

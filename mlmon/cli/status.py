@@ -13,14 +13,13 @@ import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
-from mlmon.cli.stores import optional_spec, registry_uri_for, tracking_uri_for
 from mlmon.errors import BackendError, CheckFailed
+from mlmon.settings import DEFAULT_PROMETHEUS_URL, optional_spec, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
     from mlmon.spec import Spec
     from mlmon.status import Check, ModelStatus, StatusReport
 
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 # All of Prometheus' answers together within little more than one timeout: a slow server makes status slow
 # once, not once per question.
 PROMETHEUS_BUDGET_FACTOR = 1.5

@@ -1,5 +1,8 @@
-"""Which spec and which MLflow stores a command reads: the same rules for `mlmon status` and
-`mlmon compare-runs`."""
+"""Settings every command resolves the same way, and every default written once.
+
+Precedence: a command-line flag, then its environment variable (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, ...:
+Typer reads them into the flag), then the spec (./mlmon.yaml, or --spec), then the defaults below. Light: a
+run without a spec does not import the spec module (and PyYAML)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mlmon.spec import Spec
 
-# mlmon.spec's defaults, repeated so that a run without a spec does not import the spec module (and PyYAML).
 DEFAULT_SPEC_FILE = "mlmon.yaml"
+# MLflow's local store, which `mlmon demo` and a new mlmon.yaml use too.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 
 
 def optional_spec(path: Path | None) -> Spec | None:
@@ -24,6 +29,12 @@ def optional_spec(path: Path | None) -> Spec | None:
     from mlmon.spec import load_spec
 
     return load_spec(path)
+
+
+def tracking_uri(given: str | None, spec_path: Path | None = None) -> str:
+    """The tracking store of a command that reads a spec only when it needs MLflow (`profile`, `drift`):
+    ``given`` (--mlflow-uri or MLFLOW_TRACKING_URI), else the spec's, else the default."""
+    return given or tracking_uri_for(optional_spec(spec_path), None)
 
 
 def tracking_uri_for(spec: Spec | None, given: str | None) -> str:
