@@ -526,7 +526,7 @@ def measure(
     status = [mlmon, "status", "--spec", str(tmp / "mlmon.yaml"), "--prometheus-url", url]
     status += ["--timeout", str(options.timeout)]
     status_json = [*status, "--json", "--mlflow-uri", missing_store]
-    imports = "import mlmon.cli.status, mlmon.status, mlmon.promapi, mlmon.spec, yaml"
+    imports = "import mlmon.cli.status, mlmon.status, mlmon.backends.prometheus, mlmon.spec, yaml"
     cases = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("mlmon --help", [mlmon, "--help"]),

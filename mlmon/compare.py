@@ -1,11 +1,11 @@
 """MLflow runs and registered model versions side by side: the data behind ``mlmon compare-runs``.
 
-:func:`compare` is pure: it takes :class:`~mlmon.mlflow_runs.RunRecord` values (whatever their source) and
+:func:`compare` is pure: it takes :class:`~mlmon.backends.mlflow.runs.RunRecord` values (whatever their source) and
 returns a :class:`Comparison` (columns, rows per section, deltas against a baseline, the best value of each
-metric), so it is tested and reused without a server. :mod:`mlmon.mlflow_runs` reads the records::
+metric), so it is tested and reused without a server. :mod:`mlmon.backends.mlflow.runs` reads the records::
 
     from mlmon.compare import compare
-    from mlmon.mlflow_runs import MlflowRunSource, Selection
+    from mlmon.backends.mlflow.runs import MlflowRunSource, Selection
 
     source = MlflowRunSource.connect("http://mlflow:5000")
     records = source.select(Selection(model="credit-risk", aliases=("champion", "challenger")))
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal
 
+from mlmon.backends.mlflow.runs import RunRecord
 from mlmon.errors import CompareError
-from mlmon.mlflow_runs import RunRecord
 
 Section = Literal["params", "metrics", "tags"]
 Direction = Literal["min", "max"]

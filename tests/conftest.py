@@ -3,7 +3,6 @@ tests/helpers.py."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import pytest
 
 from mlmon.spec import Spec, spec_from_dict
 from tests.helpers import (
-    REQUIRE_TOOLS,
     full_spec_dict,
     hostile_spec_dict,
     minimal_spec_dict,
+    require_sqlite_store,
     require_tool,
 )
 
@@ -54,12 +53,7 @@ def hostile_spec() -> Spec:
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real local MLflow sqlite store with one experiment: (tracking URI, experiment id)."""
-    missing = [name for name in ("sqlalchemy", "alembic") if importlib.util.find_spec(name) is None]
-    if missing:
-        message = f"MLflow's sqlite store needs {' and '.join(missing)} (pip install sqlalchemy alembic)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
-        pytest.skip(message)
+    require_sqlite_store()
     from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("mlflow")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mlmon.promapi import PrometheusClient
+from mlmon.backends.prometheus import PrometheusClient
 
 
 @dataclass

@@ -221,3 +221,40 @@ MONITOR_PROFILE = Profile(
     reference_confidence_rows=95,
     reference_accuracy_rows=80,
 )
+
+
+def require_sqlite_store() -> None:
+    """Skip (or, under CI, fail) where MLflow's sqlite store cannot work: it needs sqlalchemy and alembic."""
+    import importlib.util
+
+    missing = [name for name in ("sqlalchemy", "alembic") if importlib.util.find_spec(name) is None]
+    if missing:
+        message = f"MLflow's sqlite store needs {' and '.join(missing)} (pip install sqlalchemy alembic)"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
+        pytest.skip(message)
+
+
+def promtool_test(
+    promtool: str, folder: Path, rule_files: list[Path], tests: list[Any], timeout: int = 120
+) -> None:
+    """Run promtool's unit tests ``tests`` (its test-file format) on ``rule_files``, with the 30 s evaluation
+    interval mlmon's tests use; fail with promtool's own report."""
+    import subprocess
+
+    import yaml
+
+    test_file = folder / "promtool-test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(f) for f in rule_files], "evaluation_interval": "30s", "tests": tests}
+        )
+    )
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http.server
-import importlib.util
 import json
 import math
 import re
@@ -22,14 +21,14 @@ from typing import ClassVar
 import pytest
 from typer.testing import CliRunner
 
+from mlmon.backends.mlflow.rest import EndpointMissing
+from mlmon.backends.mlflow.runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
 from mlmon.cli import app
 from mlmon.cli.compare_runs import comparison_json
 from mlmon.cli.output import sparkline
 from mlmon.compare import DirectionRules, compare, format_number, metric_direction
 from mlmon.errors import CompareError
-from mlmon.mlflow_rest import EndpointMissing
-from mlmon.mlflow_runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
-from tests.helpers import CLI_ENV, REQUIRE_TOOLS, run_cli
+from tests.helpers import CLI_ENV, REQUIRE_TOOLS, require_sqlite_store, run_cli
 from tests.servers import free_port, mlflow_server_binary, mlflow_server_started, wait_for_mlflow
 
 T0 = 1_767_261_600_000  # 2026-01-01 10:00 UTC, in milliseconds
@@ -232,15 +231,6 @@ class Store:
     odd: str
 
 
-def _need_sqlite_store() -> None:
-    missing = [name for name in ("sqlalchemy", "alembic") if importlib.util.find_spec(name) is None]
-    if missing:
-        message = f"MLflow's sqlite store needs {' and '.join(missing)} (pip install sqlalchemy alembic)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"{message}; MLMON_REQUIRE_TOOLS is set, so this is a failure, not a skip")
-        pytest.skip(message)
-
-
 def fill_store(uri: str, artifacts: Path) -> Store:
     """Two experiments, four runs with fixed times, and a registered model with three versions."""
     from mlflow import MlflowClient
@@ -291,7 +281,7 @@ def fill_store(uri: str, artifacts: Path) -> Store:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    _need_sqlite_store()
+    require_sqlite_store()
     root = tmp_path_factory.mktemp("mlflow")
     return fill_store(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts")
 
@@ -699,7 +689,7 @@ def test_password_in_the_uri_is_masked() -> None:
 
 
 def test_markup_in_mlflow_strings_is_escaped(tmp_path: Path) -> None:
-    _need_sqlite_store()
+    require_sqlite_store()
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -722,7 +712,7 @@ def test_markup_in_mlflow_strings_is_escaped(tmp_path: Path) -> None:
 
 
 def test_terminal_escapes_in_mlflow_strings_never_reach_the_terminal(tmp_path: Path) -> None:
-    _need_sqlite_store()
+    require_sqlite_store()
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -5,12 +5,10 @@ fire on evidence and effect together, not on either alone."""
 from __future__ import annotations
 
 import math
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats
 
 from mlmon import contract as c
@@ -26,7 +24,7 @@ from mlmon.drift.evidence import (
 )
 from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.helpers import render_into
+from tests.helpers import promtool_test, render_into
 
 WINDOW = "30m"
 MINUTES = 30  # the window at minute 40 holds the increments of minutes 11 to 40
@@ -123,16 +121,7 @@ def test_recorded_z_scores_equal_the_offline_ones(
             )
         ],
     }
-    test_file = tmp_path / "z-test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {"rule_files": [str(out / RECORDING_RULES)], "evaluation_interval": "30s", "tests": [case]}
-        )
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(promtool, tmp_path, [out / RECORDING_RULES], [case])
 
 
 def test_the_alerts_need_evidence_and_effect(promtool: str, tmp_path: Path) -> None:
@@ -188,15 +177,7 @@ def test_the_alerts_need_evidence_and_effect(promtool: str, tmp_path: Path) -> N
                 ],
             }
         )
-    test_file = tmp_path / "alerts-test.yml"
-    rule_files = [str(out / RECORDING_RULES), str(out / ALERT_RULES)]
-    test_file.write_text(
-        yaml.safe_dump({"rule_files": rule_files, "evaluation_interval": "30s", "tests": tests})
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(promtool, tmp_path, [out / RECORDING_RULES, out / ALERT_RULES], tests)
 
 
 def test_the_statistics_agree_with_scipy() -> None:
@@ -382,16 +363,7 @@ def test_model_level_z_scores_equal_the_offline_ones(promtool: str, tmp_path: Pa
             for name, value in expected.items()
         ],
     }
-    test_file = tmp_path / "model-z-test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {"rule_files": [str(out / RECORDING_RULES)], "evaluation_interval": "30s", "tests": [case]}
-        )
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(promtool, tmp_path, [out / RECORDING_RULES], [case])
 
 
 @pytest.mark.parametrize("drift_test", ["evidence", "psi"])
@@ -426,12 +398,4 @@ def test_an_accuracy_drop_on_little_feedback_needs_evidence(
                 ],
             }
         )
-    test_file = tmp_path / "model-alerts-test.yml"
-    rule_files = [str(out / RECORDING_RULES), str(out / ALERT_RULES)]
-    test_file.write_text(
-        yaml.safe_dump({"rule_files": rule_files, "evaluation_interval": "30s", "tests": cases})
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(promtool, tmp_path, [out / RECORDING_RULES, out / ALERT_RULES], cases)

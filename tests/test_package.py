@@ -10,23 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def test_wheel_ships_every_template_and_renders_from_them(tmp_path: Path) -> None:
+def build_wheel(out: Path) -> Path:
+    """The wheel of the checkout, built into ``out``."""
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(tmp_path / "dist"),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    (wheel,) = (tmp_path / "dist").glob("mlmon-*.whl")
+    (wheel,) = out.glob("mlmon-*.whl")
+    return wheel
+
+
+def test_wheel_ships_every_template_and_renders_from_them(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "dist")
     sources = sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.j2"))
     assert sources, "no templates found in the checkout"
     with zipfile.ZipFile(wheel) as archive:
@@ -59,22 +56,7 @@ def test_wheel_ships_every_template_and_renders_from_them(tmp_path: Path) -> Non
 def test_the_light_install_serves_a_model_and_the_command_says_what_it_lacks(tmp_path: Path) -> None:
     """`pip install mlmon` into a fresh venv: the instrument counts and exposes metrics, loading a profile
     from MLflow names the extra it needs, and the `mlmon` command names the one it needs, without tracebacks."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(tmp_path / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = (tmp_path / "dist").glob("mlmon-*.whl")
+    wheel = build_wheel(tmp_path / "dist")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     python, mlmon = venv / "bin" / "python", venv / "bin" / "mlmon"

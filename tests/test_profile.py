@@ -24,16 +24,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlmon.backends.mlflow.client import MLFLOW_HTTP_DEFAULTS
 from mlmon.contract import OTHER_BIN
 from mlmon.data import DataError, read_table
 from mlmon.demo.stack import free_port
 from mlmon.drift.build import PREDICTION_NAME, ProfileBuildError, build_profile, quantile_edges
-from mlmon.drift.mlflow_profile import (
-    MLFLOW_HTTP_DEFAULTS,
-    PROFILE_ARTIFACT_PATH,
-    load_profile_from_mlflow,
-    log_profile_to_mlflow,
-)
+from mlmon.drift.mlflow_profile import PROFILE_ARTIFACT_PATH, load_profile_from_mlflow, log_profile_to_mlflow
 from mlmon.drift.profile import FeatureProfile, Profile, ProfileError, load_profile, shares
 from mlmon.errors import BackendError
 from tests.helpers import new_run, register, run_cli
@@ -746,7 +742,7 @@ def test_dead_tracking_server_fails_fast(tmp_path: Path, monkeypatch: pytest.Mon
     assert_user_error(code, err, "cannot connect (Connection refused)", "http://user:***@127.0.0.1:")
     assert "s3cret" not in err
     # The run is looked up over mlmon's own REST client; MLflow's, where it is used, gets the short defaults.
-    from mlmon.drift.mlflow_profile import mlflow_client
+    from mlmon.backends.mlflow.client import mlflow_client
 
     mlflow_client(f"http://127.0.0.1:{free_port()}")
     assert {name: os.environ[name] for name in MLFLOW_HTTP_DEFAULTS} == MLFLOW_HTTP_DEFAULTS

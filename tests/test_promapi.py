@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mlmon.promapi import Credentials, PrometheusClient, PrometheusError
+from mlmon.backends.prometheus import Credentials, PrometheusClient, PrometheusError
 from tests.fake_prometheus import Answer, FakePrometheus, Request, Route, handler, serving, vector
 from tests.helpers import require_tool
 from tests.servers import free_port, poll, prometheus

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.errors import BackendError
-from mlmon.registry import (
+from mlmon.backends.mlflow.registry import (
     RegistryState,
     _client_lookup,
     _rest_lookup,
     _sqlite_lookup,
     registry_lookup,
 )
+from mlmon.errors import BackendError
 from mlmon.spec import ModelSpec
 from tests.helpers import require_mlflow_server
 from tests.servers import free_port, mlflow_server

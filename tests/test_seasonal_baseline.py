@@ -6,19 +6,17 @@ change still alerts; a version younger than the period has no baseline and no se
 from __future__ import annotations
 
 import math
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlmon import contract as c
 from mlmon import rules
 from mlmon.drift.evidence import chi_square_homogeneity, wilson_hilferty_z
 from mlmon.render import ALERT_RULES, RECORDING_RULES
 from mlmon.spec import spec_from_dict
-from tests.helpers import render_into
+from tests.helpers import promtool_test, render_into
 
 WINDOW, PERIOD, PERIOD_MINUTES = "30m", "2h", 120
 REFERENCE_SHARES = (0.4, 0.3, 0.2, 0.1)
@@ -82,15 +80,8 @@ def _series(model: str, version: str = "1", first_minute: int = 0) -> list[dict[
 
 def _promtool_test(promtool: str, tmp_path: Path, tests: Sequence[dict[str, object]], alerts: bool) -> None:
     out = render_into(spec_from_dict(_spec()), tmp_path / "out")
-    rule_files = [str(out / RECORDING_RULES)] + ([str(out / ALERT_RULES)] if alerts else [])
-    test_file = tmp_path / "seasonal-test.yml"
-    test_file.write_text(
-        yaml.safe_dump({"rule_files": rule_files, "evaluation_interval": "30s", "tests": list(tests)})
-    )
-    result = subprocess.run(
-        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=300
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    rule_files = [out / RECORDING_RULES] + ([out / ALERT_RULES] if alerts else [])
+    promtool_test(promtool, tmp_path, rule_files, list(tests), timeout=300)
 
 
 @pytest.mark.parametrize(

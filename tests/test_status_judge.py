@@ -3,7 +3,7 @@ the verdict its alert would, with a detail that says why."""
 
 from __future__ import annotations
 
-from mlmon.promapi import Sample
+from mlmon.backends.prometheus import Sample
 from mlmon.spec import ModelSpec, spec_from_dict
 from mlmon.status.ask import CHECK_LABEL, WINDOW_LABEL, Answers, seasonal_key
 from mlmon.status.judge import judge_model

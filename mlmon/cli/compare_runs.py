@@ -1,6 +1,6 @@
 """`mlmon compare-runs`: MLflow runs or registered model versions side by side, with deltas and best values.
 
-The command parses options, reads the records through :class:`mlmon.mlflow_runs.MlflowRunSource`, calls
+The command parses options, reads the records through :class:`mlmon.backends.mlflow.runs.MlflowRunSource`, calls
 :func:`mlmon.compare.compare` and renders the result as a table, JSON, CSV or Markdown.
 """
 
@@ -22,8 +22,8 @@ from mlmon.cli.output import handles_errors
 from mlmon.settings import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
 
 if TYPE_CHECKING:
+    from mlmon.backends.mlflow.runs import Selection
     from mlmon.compare import Cell, Column, Comparison, Direction, Row
-    from mlmon.mlflow_runs import Selection
 
 Format = Literal["table", "json", "csv", "markdown"]
 
@@ -144,9 +144,9 @@ def compare_runs_command(
     or the spec's mlflow.metrics say, else lower for names with loss, error, rmse, mae, mse, logloss or
     latency and higher for the others.
     """
+    from mlmon.backends.mlflow.runs import MlflowRunSource
     from mlmon.compare import TRANSPOSE_AFTER, DirectionRules, compare
     from mlmon.errors import CompareError
-    from mlmon.mlflow_runs import MlflowRunSource
 
     selection = _selection(run_ids or [], experiment, filter_string, sort_by, top, model, versions, aliases)
     flags = _directions(direction or [])
@@ -215,7 +215,7 @@ def _selection(
 
     Click options take one value each, so `--versions 3 4` arrives as versions ["3"] and positional ["4"].
     """
-    from mlmon.mlflow_runs import Selection
+    from mlmon.backends.mlflow.runs import Selection
 
     if sum(bool(x) for x in (experiment, model)) > 1:
         raise typer.BadParameter("use one of run ids, --experiment or --model", param_hint="--experiment")

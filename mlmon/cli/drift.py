@@ -129,7 +129,7 @@ def drift_command(
     if log_to_mlflow is not None or is_mlflow_uri(reference):  # the spec is read only when MLflow is needed
         mlflow_uri = tracking_uri(mlflow_uri)
     if log_to_mlflow is not None:
-        from mlmon.drift.mlflow_profile import require_run
+        from mlmon.backends.mlflow.client import require_run
 
         require_run(log_to_mlflow, mlflow_uri)  # before the comparison, which may take a while
     reference_side = read_reference(reference, mlflow_uri)

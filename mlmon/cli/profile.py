@@ -96,7 +96,7 @@ def profile_command(
     from mlmon.drift.build import profile_data_file
 
     if log_to_mlflow is not None:
-        from mlmon.drift.mlflow_profile import require_run
+        from mlmon.backends.mlflow.client import require_run
 
         mlflow_uri = tracking_uri(mlflow_uri)
         require_run(log_to_mlflow, mlflow_uri)  # before anything is written

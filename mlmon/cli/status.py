@@ -144,8 +144,8 @@ def _gather(
     timeout: float,
     sparklines: bool,
 ) -> StatusReport:
-    from mlmon.promapi import Credentials, PrometheusClient
-    from mlmon.registry import registry_lookup
+    from mlmon.backends.mlflow.registry import registry_lookup
+    from mlmon.backends.prometheus import Credentials, PrometheusClient
     from mlmon.spec import duration_seconds
     from mlmon.status import gather_status
 

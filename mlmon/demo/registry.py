@@ -124,7 +124,7 @@ def train_versions(
 def open_store(tracking_uri: str) -> MlflowClient:
     """An MLflow client on ``tracking_uri``, its store created: the slow part of the demo's MLflow work (a
     new sqlite store runs MLflow's schema migrations), so the demo starts it first, beside the training."""
-    from mlmon.drift.mlflow_profile import mlflow_client, mlflow_errors
+    from mlmon.backends.mlflow.client import mlflow_client, mlflow_errors
 
     # MLflow configures its loggers when imported, and a new sqlite store logs its schema migrations at
     # INFO: noise in the middle of the demo's progress. So: import, quieten, then open the store.
@@ -145,7 +145,8 @@ def register_versions(
     version's alias at it. Fills in ``run_id`` and ``version``."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from mlmon.drift.mlflow_profile import log_profile_to_mlflow, mlflow_errors
+    from mlmon.backends.mlflow.client import mlflow_errors
+    from mlmon.drift.mlflow_profile import log_profile_to_mlflow
 
     tracking_uri = str(client.tracking_uri)
     with mlflow_errors("the demo's runs", tracking_uri):

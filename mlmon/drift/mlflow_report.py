@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmon.drift.mlflow_profile import call_mlflow, mlflow_client, require_run, rest_client
+from mlmon.backends.mlflow.client import call_mlflow, mlflow_client, require_run, rest_client
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric

@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from mlmon import rules as r
+from mlmon.backends.mlflow.registry import RegistryLookup, RegistryState
 from mlmon.errors import MlmonError
-from mlmon.registry import RegistryLookup, RegistryState
 from mlmon.spec import ModelSpec, PrometheusConfig, Spec, Thresholds, duration_seconds
 from mlmon.status.ask import (
     CHECK_LABEL,
@@ -48,7 +48,7 @@ from mlmon.status.report import (
 )
 
 if TYPE_CHECKING:
-    from mlmon.promapi import PrometheusClient
+    from mlmon.backends.prometheus import PrometheusClient
 
 __all__ = [
     "CHECK_LABEL",
@@ -91,7 +91,7 @@ def gather_status(
     for the sparklines' range query (the JSON has no sparklines, so it does not)."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from mlmon.promapi import PrometheusError
+    from mlmon.backends.prometheus import PrometheusError
 
     models = list(spec.models) if spec else []
     evaluation_interval = (spec.prometheus if spec else PrometheusConfig()).evaluation_interval

@@ -19,7 +19,7 @@ from mlmon.spec import ModelSpec, PrometheusConfig, Spec, Thresholds, duration_s
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from mlmon.promapi import PrometheusClient, Sample, Series
+    from mlmon.backends.prometheus import PrometheusClient, Sample, Series
 
 from mlmon.status.report import AlertState
 
@@ -372,7 +372,7 @@ def ask_prometheus(client: PrometheusClient, plan: QueryPlan, pool: Executor) ->
 def _ask_group(client: PrometheusClient, parts: list[_Part]) -> tuple[list[Sample], _Refused]:
     """One query joining ``parts``; if Prometheus refuses it, part by part, so that one bad part (a rule
     renamed by hand, say) costs only its own check."""
-    from mlmon.promapi import PrometheusError
+    from mlmon.backends.prometheus import PrometheusError
 
     try:
         return client.query("\nor\n".join(_tagged(expr, q.check, q.window) for q, expr in parts)), {}
@@ -407,7 +407,7 @@ def sparkline_history(
     evaluation_interval: str,
 ) -> dict[str, dict[str, tuple[tuple[float, float], ...]]]:
     """Traffic, p95 latency and the worst feature drift of every model over ``window``, in one range query."""
-    from mlmon.promapi import PrometheusError
+    from mlmon.backends.prometheus import PrometheusError
 
     drift_windows = sorted({m.thresholds.drift_window for m in models}, key=duration_seconds)
     inline = _Inliner(drift_windows, evaluation_interval)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from mlmon import contract as c
 from mlmon import rules as r
-from mlmon.registry import RegistryState
+from mlmon.backends.mlflow.registry import RegistryState
 from mlmon.spec import ModelSpec, Thresholds
 
 if TYPE_CHECKING:
-    from mlmon.promapi import Sample
+    from mlmon.backends.prometheus import Sample
 
 from mlmon.status.ask import Answers, seasonal_key
 from mlmon.status.report import Check, Verdict

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlmon.registry import RegistryState
+from mlmon.backends.mlflow.registry import RegistryState
 
 if TYPE_CHECKING:
     pass

@@ -2,7 +2,7 @@
 
 :class:`MlflowRunSource` selects what to compare (run ids, an experiment's runs, versions of a registered
 model) as :class:`RunRecord` values. It reads through an :class:`MlflowReader`: for a tracking server
-(``http(s)://``) :class:`RestReader` speaks MLflow's REST API itself (:mod:`mlmon.mlflow_rest`), because
+(``http(s)://``) :class:`RestReader` speaks MLflow's REST API itself (:mod:`mlmon.backends.mlflow.rest`), because
 importing MLflow's client costs more than a whole command may; for local stores (``sqlite:///mlflow.db``, a
 folder) :class:`ClientReader` goes through MLflow's client, imported only then. Both readers turn the same data
 into the same values (an infinite metric, which MLflow's SQL stores keep as the largest float, comes back as
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-    from mlmon.mlflow_rest import MlflowRestClient
+    from mlmon.backends.mlflow.rest import MlflowRestClient
 
 # One page of MLflow's run search holds this many runs; a larger experiment is read page by page.
 SEARCH_PAGE_SIZE = 1000
@@ -165,7 +165,7 @@ class MlflowRunSource:
         ``registry_uri`` defaults to MLFLOW_REGISTRY_URI, then to the tracking URI, as in MLflow. ``timeout``
         bounds all of a server's answers together (REST only: MLflow's client has its own timeouts).
         """
-        from mlmon.mlflow_rest import MlflowRestClient, rest_supported
+        from mlmon.backends.mlflow.rest import MlflowRestClient, rest_supported
 
         registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None
         if rest_supported(tracking_uri) and (registry_uri is None or rest_supported(registry_uri)):
@@ -279,18 +279,18 @@ class ClientReader:
 
     @classmethod
     def connect(cls, tracking_uri: str | None = None, registry_uri: str | None = None) -> ClientReader:
-        from mlmon.drift.mlflow_profile import mlflow_client
+        from mlmon.backends.mlflow.client import mlflow_client
 
         return cls(mlflow_client(tracking_uri, registry_uri), registry_uri)
 
     def run(self, run_id: str) -> RunRecord:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         with mlflow_errors(f"run {run_id!r}", self.tracking_uri, RUN_HINT):
             return _run_record(self.client.get_run(run_id))
 
     def experiment_id(self, name: str) -> str | None:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         with mlflow_errors(f"experiment {name!r}", self.tracking_uri):
             experiment = self.client.get_experiment_by_name(name)
@@ -305,7 +305,7 @@ class ClientReader:
         order_by: Sequence[str],
         page_token: str | None,
     ) -> tuple[list[RunRecord], str | None]:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         what = f"the runs of experiment {experiment_name!r}"
         with mlflow_errors(what, self.tracking_uri, "check --filter"):
@@ -319,7 +319,7 @@ class ClientReader:
         return [_run_record(run) for run in page], page.token or None
 
     def registered_model(self, name: str) -> RegisteredModel:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         with mlflow_errors(f"registered model {name!r}", self.registry_uri):
             registered = self.client.get_registered_model(name)
@@ -332,7 +332,7 @@ class ClientReader:
         )
 
     def model_version(self, name: str, version: str) -> VersionInfo:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         with mlflow_errors(f"version {version} of registered model {name!r}", self.registry_uri):
             found = self.client.get_model_version(name, version)
@@ -345,7 +345,7 @@ class ClientReader:
         )
 
     def metric_histories(self, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], list[float]]:
-        from mlmon.drift.mlflow_profile import mlflow_errors
+        from mlmon.backends.mlflow.client import mlflow_errors
 
         found: dict[tuple[str, str], list[float]] = {}
         for key, run_ids in wanted.items():
@@ -357,7 +357,7 @@ class ClientReader:
 
 
 class RestReader:
-    """Reads a tracking server through MLflow's REST API (:mod:`mlmon.mlflow_rest`), without importing mlflow.
+    """Reads a tracking server through MLflow's REST API (:mod:`mlmon.backends.mlflow.rest`), without importing mlflow.
 
     Histories come from ``metrics/get-history-bulk-interval`` (one request per shown metric and 100 runs,
     at most :data:`HISTORY_POINTS` points per run); a server without that endpoint (MLflow before 2.9) is
@@ -383,7 +383,7 @@ class RestReader:
         return _run_record_from_json(answer.get("run", {}))
 
     def experiment_id(self, name: str) -> str | None:
-        from mlmon.mlflow_rest import MlflowNotFound
+        from mlmon.backends.mlflow.rest import MlflowNotFound
 
         try:
             answer = self.tracking.get(
@@ -456,7 +456,7 @@ class RestReader:
         return found
 
     def _bulk_history(self, key: str, run_ids: tuple[str, ...]) -> dict[tuple[str, str], list[float]]:
-        from mlmon.mlflow_rest import EndpointMissing
+        from mlmon.backends.mlflow.rest import EndpointMissing
 
         what = f"the history of metric {key!r}"
         params = {"run_ids": run_ids, "metric_key": key, "max_results": str(HISTORY_POINTS)}
@@ -483,7 +483,7 @@ class RestReader:
 
 
 def _where(tracking_uri: str) -> str:
-    from mlmon.drift.mlflow_profile import redact
+    from mlmon.backends.mlflow.client import redact
 
     return redact(tracking_uri)
 

@@ -9,7 +9,7 @@ Three readers give the same answer:
   create or migrate tables;
 - a tracking server is read over MLflow's REST API, a few models at a time, and any other store (PostgreSQL,
   MySQL, a plugin) through MLflow's client with short timeouts and no retries: both with the readers of
-  ``mlmon compare-runs`` (:mod:`mlmon.mlflow_runs`).
+  ``mlmon compare-runs`` (:mod:`mlmon.backends.mlflow.runs`).
 A test reads the same real stores all three ways and compares.
 """
 
@@ -28,7 +28,7 @@ from mlmon.errors import BackendError, MlmonError
 from mlmon.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from mlmon.mlflow_runs import MlflowReader
+    from mlmon.backends.mlflow.runs import MlflowReader
 
 # MLflow marks a deleted version with this stage in SQL stores and keeps the row.
 DELETED_STAGE = "Deleted_Internal"
@@ -58,7 +58,7 @@ def registry_lookup(
     """The fastest reader for the stores. ``registry_uri`` holds the registered models (the tracking store
     itself by default, as in MLflow); the runs, and so the versions' metrics, are in the tracking store. A
     failure of a whole store raises a BackendError. ``timeout`` bounds each request to a server."""
-    from mlmon.mlflow_rest import rest_supported
+    from mlmon.backends.mlflow.rest import rest_supported
 
     registry_uri = registry_uri or tracking_uri
     registry_database, tracking_database = sqlite_path(registry_uri), sqlite_path(tracking_uri)
@@ -216,7 +216,7 @@ def _read_sqlite(
         for version, info in versions.get(name, {}).items()
         if info[1] and version in aliases.get(name, {}).values()
     }
-    from mlmon.mlflow_runs import from_store
+    from mlmon.backends.mlflow.runs import from_store
 
     metrics: dict[str, dict[str, float]] = {}
     if runs:
@@ -246,8 +246,8 @@ def _read_sqlite(
 def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | None = None) -> RegistryLookup:
     """The registry of the server at ``registry_uri``, the runs of the one at ``tracking_uri`` (default:
     the same)."""
-    from mlmon.mlflow_rest import MlflowRestClient
-    from mlmon.mlflow_runs import RestReader
+    from mlmon.backends.mlflow.rest import MlflowRestClient
+    from mlmon.backends.mlflow.runs import RestReader
 
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
         # Each answer within the timeout, all of them together within 1.5 times it (as status gives
@@ -272,8 +272,8 @@ def _rest_lookup(registry_uri: str, timeout: float = 5.0, tracking_uri: str | No
 
 def _client_lookup(tracking_uri: str, registry_uri: str | None = None) -> RegistryLookup:
     def lookup(models: Sequence[ModelSpec]) -> Mapping[str, RegistryState | str]:
-        from mlmon.drift.mlflow_profile import mlflow_errors
-        from mlmon.mlflow_runs import ClientReader
+        from mlmon.backends.mlflow.client import mlflow_errors
+        from mlmon.backends.mlflow.runs import ClientReader
 
         reader = ClientReader.connect(tracking_uri, registry_uri)
         with mlflow_errors("the model registry", reader.registry_uri):

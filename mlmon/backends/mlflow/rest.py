@@ -1,5 +1,5 @@
 """MLflow's REST API, read with the standard library: the calls ``mlmon compare-runs`` and ``mlmon status``
-make to a tracking server (through :mod:`mlmon.mlflow_runs`).
+make to a tracking server (through :mod:`mlmon.backends.mlflow.runs`).
 
 Importing MLflow's client takes two to four seconds (pydantic, protobuf, opentelemetry and more), longer than
 a command that reads one page of runs from a tracking server should take in all. For ``http://`` and
@@ -28,8 +28,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlmon.backends.http import Answer, TooLarge, TooSlow, Unreachable, build_opener, exchange
 from mlmon.errors import BackendError
-from mlmon.exchange import Answer, TooLarge, TooSlow, Unreachable, build_opener, exchange
 
 
 class MlflowNotFound(BackendError):
@@ -214,7 +214,7 @@ class MlflowRestClient:
         return text
 
     def _error(self, what: str, code: str, message: str, missing_hint: str | None) -> BackendError:
-        from mlmon.drift.mlflow_profile import backend_error
+        from mlmon.backends.mlflow.client import backend_error
 
         error = backend_error(what, self.tracking_uri, code, self._redact(message), missing_hint)
         error = BackendError(self._redact(error.message), error.hint)
@@ -225,7 +225,7 @@ class MlflowRestClient:
         return error
 
     def _where(self) -> str:
-        from mlmon.drift.mlflow_profile import redact
+        from mlmon.backends.mlflow.client import redact
 
         return redact(self.tracking_uri)
 

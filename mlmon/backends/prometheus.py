@@ -4,7 +4,7 @@ Mimir's ``/prometheus``, VictoriaMetrics' ``/select/0/prometheus``).
 Every failure becomes one :class:`PrometheusError` that says what happened and how to fix it, within the
 client's timeout (no retries), and never shows a password or token::
 
-    from mlmon.promapi import Credentials, PrometheusClient
+    from mlmon.backends.prometheus import Credentials, PrometheusClient
 
     with PrometheusClient("http://127.0.0.1:9090", credentials=Credentials.from_environment()) as prom:
         for sample in prom.query("sum by (model) (up)"):
@@ -29,8 +29,8 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from mlmon import __version__
+from mlmon.backends.http import TooLarge, TooSlow, Unreachable, build_opener, exchange
 from mlmon.errors import BackendError
-from mlmon.exchange import TooLarge, TooSlow, Unreachable, build_opener, exchange
 
 T = TypeVar("T")
 URL_HINT = "set the Prometheus URL with --prometheus-url or MLMON_PROMETHEUS_URL"
@@ -213,7 +213,7 @@ class PrometheusClient:
         authorization = self.credentials.authorization()
         if authorization:
             self._headers["Authorization"] = authorization
-        # No redirects are followed (see mlmon.exchange). The TLS context only for https: loading the system's
+        # No redirects are followed (see mlmon.backends.http). The TLS context only for https: loading the system's
         # certificate authorities takes most of a tenth of a second.
         https = self.url.lower().startswith("https:")
         self._opener = build_opener(_tls_context(ca_file, verify_tls) if https else None)

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-from mlmon.noredirect import NoRedirect
-
 CHUNK = 64 * 1024
 # One attempt to connect; the deadline bounds it as well.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -260,3 +258,10 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, BaseException):
         return str(exc.reason)
     return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: it would carry the credentials (Authorization) to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx answer is then reported as it is
