@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 from mlmon.backends.mlflow.rest import EndpointMissing
 from mlmon.backends.mlflow.runs import ClientReader, MlflowRunSource, RestReader, RunRecord, Selection
 from mlmon.cli import app
-from mlmon.cli.compare_runs import comparison_json
-from mlmon.cli.output import sparkline
 from mlmon.compare import DirectionRules, compare, format_number, metric_direction
+from mlmon.compare_formats import comparison_json
 from mlmon.errors import CompareError
+from mlmon.sparklines import sparkline
 from tests.helpers import CLI_ENV, REQUIRE_TOOLS, require_sqlite_store, run_cli
 from tests.servers import free_port, mlflow_server_binary, mlflow_server_started, wait_for_mlflow
 

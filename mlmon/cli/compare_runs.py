@@ -6,24 +6,30 @@ The command parses options, reads the records through :class:`mlmon.backends.mlf
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 
 import typer
 
 from mlmon.cli import output
 from mlmon.cli.output import handles_errors
+from mlmon.compare_formats import (
+    column_label,
+    comparison_csv,
+    comparison_json,
+    comparison_markdown,
+    header_fields,
+    row_label,
+)
 from mlmon.settings import DEFAULT_TRACKING_URI, optional_spec, registry_uri_for, tracking_uri_for
+from mlmon.sparklines import sparkline
 
 if TYPE_CHECKING:
     from mlmon.backends.mlflow.runs import Selection
-    from mlmon.compare import Cell, Column, Comparison, Direction, Row
+    from mlmon.compare import Cell, Comparison, Direction
 
 Format = Literal["table", "json", "csv", "markdown"]
 
@@ -265,103 +271,6 @@ def _directions(flags: list[str]) -> dict[str, Direction]:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Machine formats: every value in full
-
-
-def _json_number(number: float | None) -> float | str | None:
-    """JSON has no NaN or infinity: those travel as the strings "NaN", "Infinity" and "-Infinity"."""
-    if number is None or math.isfinite(number):
-        return number
-    if math.isnan(number):
-        return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
-
-
-def _json_value(value: str | float | None) -> Any:
-    return _json_number(value) if isinstance(value, float) else value
-
-
-def comparison_json(comparison: Comparison) -> dict[str, Any]:
-    """The comparison as plain JSON data: columns, then sections of rows keyed by the column keys."""
-    keys = [column.key for column in comparison.columns]
-    return {
-        "baseline": keys[comparison.baseline],
-        "columns": [_column_json(column) for column in comparison.columns],
-        **{
-            section: [_row_json(row, keys) for row in comparison.section(section)]
-            for section in ("params", "metrics", "tags")
-        },
-        "hidden_rows": comparison.hidden_rows,
-        "legend": list(comparison.legend),
-    }
-
-
-def _column_json(column: Column) -> dict[str, Any]:
-    return {
-        "key": column.key,
-        "name": column.name,
-        "run_id": column.run_id,
-        "experiment_id": column.experiment_id,
-        "model": column.model,
-        "version": column.version,
-        "aliases": list(column.aliases),
-        "stage": column.stage,
-        "status": column.status,
-        "start_time": column.start_time.isoformat() if column.start_time else None,
-        "duration_seconds": column.duration_seconds,
-        "baseline": column.baseline,
-    }
-
-
-def _row_json(row: Row, keys: list[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": row.name, "differs": row.differs}
-    if row.direction:
-        data["direction"] = row.direction
-        data["direction_rule"] = row.direction_rule
-    data["values"] = {key: _cell_json(cell) for key, cell in zip(keys, row.cells, strict=True)}
-    return data
-
-
-def _cell_json(cell: Cell) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "value": _json_value(cell.value),
-        "delta": _json_number(cell.delta),
-        "delta_percent": _json_number(cell.delta_percent),
-        "best": cell.best,
-    }
-    if cell.history:
-        data["history"] = [_json_number(point) for point in cell.history]
-    return data
-
-
-def comparison_csv(comparison: Comparison) -> str:
-    """One line per row and column (a tidy table for pandas or a spreadsheet), values in full."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["section", "name", "column", "run_id", "version", "value", "delta", "delta_percent", "best"]
-    )
-    for row in comparison.rows:
-        for column, cell in zip(comparison.columns, row.cells, strict=True):
-            writer.writerow(
-                [
-                    row.section,
-                    row.name,
-                    column.key,
-                    column.run_id or "",
-                    column.version or "",
-                    ""
-                    if cell.value is None
-                    else (repr(cell.value) if isinstance(cell.value, float) else cell.value),
-                    "" if cell.delta is None else repr(cell.delta),
-                    "" if cell.delta_percent is None else repr(cell.delta_percent),
-                    "true" if cell.best else "false",
-                ]
-            )
-    return buffer.getvalue()
-
-
-# ------------------------------------------------------------------------------------------------------
 # Human formats
 
 # A styled piece of text: (text, style name of output.styled_text).
@@ -408,34 +317,6 @@ def _painter(colour: bool) -> Painter:
     return paint
 
 
-def _header_fields(comparison: Comparison) -> list[tuple[str, Callable[[Column], str]]]:
-    """The facts about each column beyond its label: source run (for versions), stage (when any has one),
-    status, start and duration. The same list heads the table, the transposed table and Markdown."""
-    from mlmon.compare import format_duration, format_time
-
-    fields: list[tuple[str, Callable[[Column], str]]] = []
-    if any(column.version is not None for column in comparison.columns):
-        fields.append(("run", lambda column: column.name if column.version is not None else "-"))
-    if any(column.stage for column in comparison.columns):
-        fields.append(("stage", lambda column: column.stage or "-"))
-    fields += [
-        ("status", lambda column: column.status or "-"),
-        ("started", lambda column: format_time(column.start_time)),
-        ("duration", lambda column: format_duration(column.duration_seconds)),
-    ]
-    return fields
-
-
-def _label(column: Column) -> str:
-    return column.label + (" (baseline)" if column.baseline else "")
-
-
-def _row_label(row: Row) -> str:
-    if row.direction is None:
-        return row.name
-    return f"{row.name} {'↓' if row.direction == 'min' else '↑'}"
-
-
 def _cell_painter(paint: Painter, precision: int, limit: int, spark: bool) -> Callable[[Cell], GridCell]:
     """A function turning a cell into a table cell: value (bold green when best), delta (dim), ★ and, for
     runs as columns, the sparkline. (A closure, so that the imports run once, not once per cell.)"""
@@ -452,7 +333,7 @@ def _cell_painter(paint: Painter, precision: int, limit: int, spark: bool) -> Ca
         if cell.best:
             found.append((" ★", "bold green"))
         if spark and cell.history:
-            line = output.sparkline(cell.history)
+            line = sparkline(cell.history)
             if line:
                 found.append((f" {line}", ""))
         return paint(*found)
@@ -481,16 +362,16 @@ def _grid(comparison: Comparison, paint: Painter, precision: int, limit: int) ->
     columns = comparison.columns
     cell_text = _cell_painter(paint, precision, limit, spark=True)
     grid: list[list[GridCell]] = [
-        [EMPTY] + [paint((_one_line(_label(column)), "bold")) for column in columns]
+        [EMPTY] + [paint((_one_line(column_label(column)), "bold")) for column in columns]
     ]
-    for title, get in _header_fields(comparison):
+    for title, get in header_fields(comparison):
         grid.append([paint((title, "dim")), *(paint((_one_line(get(column)), "")) for column in columns)])
     for section in ("params", "metrics", "tags"):
         rows = comparison.section(section)
         if rows:
             grid.append([paint((section, "bold"))] + [EMPTY] * len(columns))
         for row in rows:
-            label = paint((_one_line(f"  {_row_label(row)}"), ""))
+            label = paint((_one_line(f"  {row_label(row)}"), ""))
             grid.append([label] + [cell_text(cell) for cell in row.cells])
     return grid
 
@@ -499,13 +380,13 @@ def _transposed_grid(
     comparison: Comparison, paint: Painter, precision: int, limit: int
 ) -> list[list[GridCell]]:
     """Runs as rows: one line per run, one column per header fact and per param, metric or tag."""
-    fields = _header_fields(comparison)
+    fields = header_fields(comparison)
     cell_text = _cell_painter(paint, precision, limit, spark=False)
     titles = ["run", *(title for title, _ in fields)]
-    titles += [_one_line(f"{row.section}.{_row_label(row)}") for row in comparison.rows]
+    titles += [_one_line(f"{row.section}.{row_label(row)}") for row in comparison.rows]
     grid: list[list[GridCell]] = [[paint((title, "bold")) for title in titles]]
     for index, column in enumerate(comparison.columns):
-        line = [paint((_one_line(_label(column)), ""))]
+        line = [paint((_one_line(column_label(column)), ""))]
         line += [paint((_one_line(get(column)), "")) for _, get in fields]
         line += [cell_text(row.cells[index]) for row in comparison.rows]
         grid.append(line)
@@ -568,52 +449,3 @@ def _blocks(widths: list[int], available: int, gap: int) -> list[list[int]]:
         used += gap + widths[index]
     blocks.append(current)
     return blocks
-
-
-def _md(text: str) -> str:
-    """A Markdown table cell: pipes escaped, line breaks kept as <br>."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def comparison_markdown(comparison: Comparison, precision: int = 4, transpose: bool = False) -> str:
-    """A Markdown table ready to paste into a pull request: best values in bold with ★, a legend below."""
-    fields = _header_fields(comparison)
-    lines: list[str] = []
-    if transpose:
-        titles = ["run", *(title for title, _ in fields)]
-        titles += [f"{row.section}.{_row_label(row)}" for row in comparison.rows]
-        lines.append("| " + " | ".join(_md(title) for title in titles) + " |")
-        lines.append("|" + "---|" * len(titles))
-        for index, column in enumerate(comparison.columns):
-            cells = [_md(_label(column)), *(_md(get(column)) for _, get in fields)]
-            cells += [_md_cell(row.cells[index], precision) for row in comparison.rows]
-            lines.append("| " + " | ".join(cells) + " |")
-    else:
-        columns = comparison.columns
-        lines.append("| | " + " | ".join(_md(_label(column)) for column in columns) + " |")
-        lines.append("|---|" + "---|" * len(columns))
-        for title, get in fields:
-            lines.append(f"| {title} | " + " | ".join(_md(get(column)) for column in columns) + " |")
-        for section in ("params", "metrics", "tags"):
-            rows = comparison.section(section)
-            if rows:
-                lines.append(f"| **{section}** |" + " |" * len(columns))
-            for row in rows:
-                cells = [_md_cell(cell, precision) for cell in row.cells]
-                lines.append(f"| {_md(_row_label(row))} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += [f"<sub>{_md(line)}</sub><br>" for line in comparison.legend]
-    return "\n".join(lines) + "\n"
-
-
-def _md_cell(cell: Cell, precision: int) -> str:
-    from mlmon.compare import format_delta, format_value
-
-    text = _md(format_value(cell.value, precision))
-    if cell.best:
-        text = f"**{text}** ★"
-    delta = format_delta(cell, precision)
-    if delta:
-        text += f" ({_md(delta)})"
-    spark = output.sparkline(cell.history)
-    return text + (f" `{spark}`" if spark else "")

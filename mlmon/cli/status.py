@@ -15,6 +15,7 @@ from mlmon.cli import output
 from mlmon.cli.output import handles_errors
 from mlmon.errors import BackendError, CheckFailed
 from mlmon.settings import DEFAULT_PROMETHEUS_URL, optional_spec, registry_uri_for, tracking_uri_for
+from mlmon.sparklines import sparkline
 
 if TYPE_CHECKING:
     from mlmon.spec import Spec
@@ -292,7 +293,7 @@ def _model_view(model: ModelStatus) -> list[Line]:
         points = model.history.get(key)
         if points:
             values = [v for _, v in points]
-            spark.append(f"{label} {output.sparkline(values)} {_number(values[-1])}")
+            spark.append(f"{label} {sparkline(values)} {_number(values[-1])}")
     if spark:
         lines.append([("  " + "   ".join(spark), "")])
     lines += _checks_lines(model.checks)
