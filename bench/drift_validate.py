@@ -53,7 +53,8 @@ from bench.drift_alarms import (
 )
 from mlmon import contract as c
 from mlmon import rules
-from mlmon.demo.stack import free_port
+from mlmon.demo.processes import ProcessGroup
+from mlmon.demo.stack import free_port, http_ok, prometheus_args, wait_for
 from mlmon.drift.evidence import MIN_EXPECTED_PER_BIN
 from mlmon.drift.profile import FeatureProfile
 from mlmon.layout import ALERT_RULES, RECORDING_RULES
@@ -127,41 +128,17 @@ def openmetrics(
 
 @contextmanager
 def prometheus(binary: str, data: Path, config: Path, port: int) -> Iterator[str]:
-    """A Prometheus on 127.0.0.1 serving ``data``, stopped (by its pid) on leaving."""
-    log = (data.parent / "prometheus.log").open("ab")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-            "--query.lookback-delta=5m",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    """A Prometheus on 127.0.0.1 serving ``data`` (blocks two days old: inside the default 15-day retention),
+    started and stopped, by its pid, as the demo starts its own."""
+    group = ProcessGroup(data.parent / "logs")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"Prometheus did not start; see {data.parent / 'prometheus.log'}")
-            time.sleep(0.2)
+        group.start("prometheus", prometheus_args(binary, config, data, port), url)
+        if wait_for(lambda: http_ok(f"{url}/-/ready"), 60, group) is None:
+            raise SystemExit(f"Prometheus was not ready in 60 s; see {group.log_dir / 'prometheus.log'}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        group.stop()
 
 
 def rule_layers(groups: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
